@@ -1,0 +1,176 @@
+"""Pure, TorchScript-compatible LIF step and sequence functions (SPEC.md).
+
+One time step, for input current ``x`` and membrane potential ``v``::
+
+    u      = beta * v + x                     # a multiply, then an add (no FMA)
+    s      = 1 if u > threshold else 0        # strictly greater; dtype of x
+    v_next = v_reset where s else u           # reset="zero" (a select)
+           = u - s * threshold                # reset="subtract"
+           = u                                # reset="none"
+
+Parameters ``beta``, ``threshold`` and ``v_reset`` are tensors: 0-dim for one
+value shared by all neurons, or any shape that broadcasts to ``x`` for
+per-neuron values. They are cast to ``x.dtype`` before use, so a float32 run
+rounds them to float32 exactly as an exported float32 graph does.
+
+All functions here compile with ``torch.jit.script``; the modules in
+:mod:`lif_export.modules` are thin wrappers over them.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .surrogate import spike_fn
+
+
+def _broadcasts_to(shape: List[int], target: List[int]) -> bool:
+    if len(shape) > len(target):
+        return False
+    offset = len(target) - len(shape)
+    for i in range(len(shape)):
+        if shape[i] != 1 and shape[i] != target[offset + i]:
+            return False
+    return True
+
+
+def _check_broadcast(name: str, shape: List[int], step_shape: List[int]) -> None:
+    if not _broadcasts_to(shape, step_shape):
+        raise ValueError(
+            name + " of shape " + str(shape) + " cannot broadcast to the input shape " + str(step_shape)
+        )
+
+
+def check_step_inputs(
+    x: Tensor,
+    step_shape: List[int],
+    v: Tensor,
+    beta: Tensor,
+    threshold: Tensor,
+    v_reset: Tensor,
+    reset: str,
+) -> None:
+    """Raise ``TypeError``/``ValueError`` naming the argument if a step cannot run.
+
+    ``x`` is the input (one step or a whole sequence), ``step_shape`` the shape
+    of one step of it, to which the state and parameters must broadcast.
+    """
+    if not x.is_floating_point():
+        raise TypeError("x (input current) must be a floating-point tensor, got dtype " + str(x.dtype))
+    if v.dtype != x.dtype:
+        raise TypeError(
+            "v (membrane potential) must have the dtype of x (" + str(x.dtype) + "), got " + str(v.dtype)
+        )
+    _check_broadcast("v (membrane potential)", v.shape, step_shape)
+    _check_broadcast("beta", beta.shape, step_shape)
+    _check_broadcast("threshold", threshold.shape, step_shape)
+    _check_broadcast("v_reset", v_reset.shape, step_shape)
+    if reset != "zero" and reset != "subtract" and reset != "none":
+        raise ValueError("reset must be one of ['zero', 'subtract', 'none'], got '" + reset + "'")
+
+
+def lif_step_unchecked(
+    x: Tensor,
+    v: Tensor,
+    beta: Tensor,
+    threshold: Tensor,
+    v_reset: Tensor,
+    reset: str,
+    surrogate: str,
+    alpha: float,
+) -> Tuple[Tensor, Tensor]:
+    """:func:`lif_step` without argument checks or dtype casts (hot loops)."""
+    u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
+    spike = spike_fn(u, threshold, surrogate, alpha)
+    if reset == "zero":
+        v_next = torch.where(u > threshold, v_reset, u)
+    elif reset == "subtract":
+        # The reset is detached: only the hard spike enters it.
+        v_next = u - (u > threshold).to(u.dtype) * threshold
+    else:
+        v_next = u
+    return spike, v_next
+
+
+def lif_step(
+    x: Tensor,
+    v: Tensor,
+    beta: Tensor,
+    threshold: Tensor,
+    v_reset: Tensor,
+    reset: str = "zero",
+    surrogate: str = "fast_sigmoid",
+    alpha: float = 10.0,
+) -> Tuple[Tensor, Tensor]:
+    """One LIF time step with explicit state.
+
+    Args:
+        x: input current, shape ``[*]`` (any shape), floating point.
+        v: membrane potential, shape broadcastable to ``x`` (``[*]`` or 0-dim),
+            same dtype as ``x``.
+        beta: decay, 0-dim or per-neuron (broadcastable to ``x``), in ``[0, 1]``.
+        threshold: firing threshold, 0-dim or per-neuron, finite and ``> 0``.
+        v_reset: reset potential, 0-dim or per-neuron, finite.
+        reset: ``"zero"``, ``"subtract"`` or ``"none"``.
+        surrogate: surrogate-gradient name (see :mod:`lif_export.surrogate`).
+        alpha: the surrogate's slope/scale.
+
+    Returns:
+        ``(spike, v_next)``, both of shape ``[*]`` and dtype of ``x``.
+    """
+    check_step_inputs(x, x.shape, v, beta, threshold, v_reset, reset)
+    dtype = x.dtype
+    return lif_step_unchecked(
+        x, v, beta.to(dtype), threshold.to(dtype), v_reset.to(dtype), reset, surrogate, alpha
+    )
+
+
+def lif_sequence(
+    x: Tensor,
+    v0: Tensor,
+    beta: Tensor,
+    threshold: Tensor,
+    v_reset: Tensor,
+    reset: str = "zero",
+    surrogate: str = "fast_sigmoid",
+    alpha: float = 10.0,
+    return_trace: bool = False,
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Run :func:`lif_step` over the leading (time) dimension of ``x``.
+
+    Bit-identical to ``T`` calls of :func:`lif_step`; a run split into chunks
+    with the state carried equals the unsplit run.
+
+    Args:
+        x: input currents, shape ``[T, *]``; ``T`` may be 0.
+        v0: initial membrane potential, broadcastable to ``[*]``.
+        return_trace: also return the potential after every step.
+        (other arguments as in :func:`lif_step`)
+
+    Returns:
+        ``(spikes, v_T, v_trace)``: spikes ``[T, *]``, final potential ``[*]``,
+        and the trace ``[T, *]`` (``v_trace[t]`` is the state after step ``t``)
+        or ``None``.
+    """
+    if x.dim() < 1:
+        raise ValueError("x must have a leading time dimension [T, ...], got a 0-dim tensor")
+    step_shape = x.shape[1:]
+    check_step_inputs(x, step_shape, v0, beta, threshold, v_reset, reset)
+    dtype = x.dtype
+    beta = beta.to(dtype)
+    threshold = threshold.to(dtype)
+    v_reset = v_reset.to(dtype)
+    v = v0.expand(step_shape).clone() if x.size(0) == 0 else v0
+    spikes: List[Tensor] = []
+    trace: List[Tensor] = []
+    for t in range(x.size(0)):
+        spike, v = lif_step_unchecked(x[t], v, beta, threshold, v_reset, reset, surrogate, alpha)
+        spikes.append(spike)
+        if return_trace:
+            trace.append(v)
+    out = torch.stack(spikes) if len(spikes) > 0 else torch.empty_like(x)
+    if not return_trace:
+        return out, v, None
+    v_trace = torch.stack(trace) if len(trace) > 0 else torch.empty_like(x)
+    return out, v, v_trace

@@ -1,0 +1,258 @@
+"""``nn.Module`` wrappers over :mod:`lif_export.functional`.
+
+All three modules compile with ``torch.jit.script`` and are bit-identical to
+their eager form and to each other:
+
+* :class:`LIFNeuron` - the seed's stateful API (hidden ``potential`` and
+  ``spike`` buffers), plus the explicit-state ``step`` method.
+* :class:`LIFCell` - ``(x, v) -> (spike, v_next)``, no hidden state.
+* :class:`LIFSequence` - ``(x[T, ...], v0) -> (spikes[T, ...], v_T)``.
+"""
+
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from . import validation
+from .functional import lif_sequence, lif_step
+from .surrogate import DEFAULT_SURROGATE
+
+#: Lower bound a learned threshold is clamped to in forward (SPEC: threshold > 0).
+MIN_LEARNED_THRESHOLD = 1e-6
+
+
+class LIFParameters(nn.Module):
+    r"""Neuron parameters shared by every LIF module (SPEC.md).
+
+    The dynamics of one time step are
+
+    .. math::
+        u_t = \beta v_{t-1} + x_t,\qquad
+        s_t = \mathbb{1}[u_t > \vartheta],\qquad
+        v_t = \begin{cases} v_\text{reset} & s_t = 1 \text{ (reset="zero")}\\
+                            u_t - s_t \vartheta & \text{(reset="subtract")}\\
+                            u_t & \text{(reset="none")} \end{cases}
+
+    Args:
+        threshold: firing threshold :math:`\vartheta`, finite and ``> 0``; a float
+            or a per-neuron tensor broadcastable to the input. Default ``1.0``.
+        beta: membrane decay :math:`\beta` in ``[0, 1]``; float or per-neuron
+            tensor. Default ``0.9``.
+        v_reset: reset potential for ``reset="zero"``, finite. Default ``0.0``.
+        reset: ``"zero"`` (default), ``"subtract"`` or ``"none"``.
+        learn_beta: make ``beta`` an ``nn.Parameter`` (clamped to ``[0, 1]`` in
+            forward).
+        learn_threshold: make ``threshold`` an ``nn.Parameter`` (clamped to
+            ``>= 1e-6`` in forward).
+        surrogate: surrogate-gradient name, default ``"fast_sigmoid"``.
+        surrogate_alpha: its slope/scale; ``None`` takes the surrogate's default.
+        dtype: dtype of the parameters; default ``torch.get_default_dtype()``.
+    """
+
+    __constants__ = ["reset", "surrogate", "surrogate_alpha", "learn_beta", "learn_threshold"]
+
+    def __init__(
+        self,
+        threshold: validation.ParamLike = 1.0,
+        beta: validation.ParamLike = 0.9,
+        v_reset: validation.ParamLike = 0.0,
+        reset: str = "zero",
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        surrogate: str = DEFAULT_SURROGATE,
+        surrogate_alpha: Optional[float] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__()
+        beta_t = validation.as_param_tensor("beta", beta, dtype)
+        threshold_t = validation.as_param_tensor("threshold", threshold, dtype)
+        v_reset_t = validation.as_param_tensor("v_reset", v_reset, dtype)
+        validation.check_beta(beta_t)
+        validation.check_threshold(threshold_t)
+        validation.check_v_reset(v_reset_t)
+        validation.check_shapes_compatible(beta=beta_t, threshold=threshold_t, v_reset=v_reset_t)
+        self.reset: str = validation.check_reset(reset)
+        self.surrogate, self.surrogate_alpha = validation.check_surrogate(surrogate, surrogate_alpha)
+        self.learn_beta: bool = bool(learn_beta)
+        self.learn_threshold: bool = bool(learn_threshold)
+        if self.learn_beta:
+            self.beta = nn.Parameter(beta_t)
+        else:
+            self.register_buffer("beta", beta_t)
+        if self.learn_threshold:
+            self.threshold = nn.Parameter(threshold_t)
+        else:
+            self.register_buffer("threshold", threshold_t)
+        self.register_buffer("v_reset", v_reset_t)
+
+    def neuron_parameters(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
+        beta = self.beta
+        threshold = self.threshold
+        if self.learn_beta:
+            beta = torch.clamp(beta, 0.0, 1.0)
+        if self.learn_threshold:
+            threshold = torch.clamp(threshold, min=MIN_LEARNED_THRESHOLD)
+        return beta, threshold, self.v_reset
+
+    def config(self) -> Dict[str, object]:
+        """The neuron's parameters as plain Python values (for manifests and repr)."""
+        beta, threshold, v_reset = (p.detach() for p in self.neuron_parameters())
+
+        def plain(t: Tensor) -> object:
+            return t.item() if t.dim() == 0 else t.tolist()
+
+        return {
+            "threshold": plain(threshold),
+            "beta": plain(beta),
+            "v_reset": plain(v_reset),
+            "reset": self.reset,
+        }
+
+    def extra_repr(self) -> str:
+        def show(t: Tensor) -> str:
+            return f"{t.item():g}" if t.dim() == 0 else f"per-neuron{tuple(t.shape)}"
+
+        return (
+            f"threshold={show(self.threshold)}, beta={show(self.beta)}, "
+            f"v_reset={show(self.v_reset)}, reset={self.reset!r}, surrogate={self.surrogate!r}"
+        )
+
+    def _step(self, x: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+        beta, threshold, v_reset = self.neuron_parameters()
+        return lif_step(x, v, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha)
+
+
+class LIFCell(LIFParameters):
+    r"""One LIF step with explicit state: ``forward(x, v) -> (spike, v_next)``.
+
+    Shape:
+        - x: ``[*]`` input current (floating point).
+        - v: ``[*]`` (or broadcastable) membrane potential; ``None`` means zeros.
+        - spike, v_next: ``[*]``, dtype of ``x``.
+
+    Example::
+
+        >>> cell = LIFCell(threshold=1.0, beta=0.9)
+        >>> v = torch.zeros(4)
+        >>> for x in torch.full((5, 4), 0.3):
+        ...     spike, v = cell(x, v)
+    """
+
+    def forward(self, x: Tensor, v: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        if v is None:
+            v = torch.zeros_like(x)
+        return self._step(x, v)
+
+
+class LIFSequence(LIFParameters):
+    r"""LIF over a whole sequence: ``forward(x[T, ...], v0) -> (spikes[T, ...], v_T)``.
+
+    Equal, bit for bit, to ``T`` calls of :class:`LIFCell`; feeding a long
+    stream in chunks while carrying ``v`` equals one unsplit call.
+
+    Shape:
+        - x: ``[T, *]`` input currents, time first.
+        - v0: ``[*]`` (or broadcastable) initial potential; ``None`` means zeros.
+        - spikes: ``[T, *]``; v_T: ``[*]``.
+
+    ``forward_trace`` also returns the potential after every step, ``[T, *]``.
+
+    Example::
+
+        >>> seq = LIFSequence(beta=0.8, reset="subtract")
+        >>> spikes, v_T = seq(torch.rand(100, 32, 10))
+        >>> spikes, v_T, v_trace = seq.forward_trace(torch.rand(100, 32, 10))
+    """
+
+    def _run(self, x: Tensor, v0: Optional[Tensor], return_trace: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        if v0 is None:
+            if x.dim() < 1:
+                raise ValueError("x must have a leading time dimension [T, ...], got a 0-dim tensor")
+            v0 = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
+        beta, threshold, v_reset = self.neuron_parameters()
+        return lif_sequence(
+            x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha, return_trace
+        )
+
+    def forward(self, x: Tensor, v0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        spikes, v_final, _ = self._run(x, v0, False)
+        return spikes, v_final
+
+    @torch.jit.export
+    def forward_trace(self, x: Tensor, v0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        spikes, v_final, trace = self._run(x, v0, True)
+        assert trace is not None
+        return spikes, v_final, trace
+
+
+class LIFNeuron(LIFParameters):
+    r"""The seed's stateful LIF neuron: ``forward(input_current) -> spike``.
+
+    Keeps the membrane potential in the buffer ``potential`` and the last
+    output in the buffer ``spike``. The state takes the input's shape on the
+    first call (and after :meth:`reset_state`), persists across calls,
+    survives ``state_dict()``/``load_state_dict()`` and ``.to(dtype)``.
+    Feeding an input of another shape without a reset is an error.
+
+    :meth:`step` is the same neuron with explicit state, ``(x, v) ->
+    (spike, v_next)``; it is exported to TorchScript, so a scripted
+    ``LIFNeuron`` offers both. The exporters use it to lift the hidden state
+    into explicit graph inputs and outputs.
+
+    Shape:
+        - input_current: ``[*]`` floating point.
+        - output (spike): ``[*]``, dtype of the input.
+
+    Example::
+
+        >>> neuron = LIFNeuron(threshold=1.0, beta=0.9)
+        >>> spikes = [neuron(torch.full((3,), 0.5)) for _ in range(10)]
+        >>> neuron.potential.shape
+        torch.Size([3])
+        >>> neuron.reset_state()
+    """
+
+    def __init__(self, threshold: validation.ParamLike = 1.0, beta: validation.ParamLike = 0.9, **kwargs) -> None:
+        super().__init__(threshold=threshold, beta=beta, **kwargs)
+        dtype = self.beta.dtype
+        self.register_buffer("potential", torch.zeros(0, dtype=dtype))
+        self.register_buffer("spike", torch.zeros(0, dtype=dtype))
+
+    def forward(self, input_current: Tensor) -> Tensor:
+        if self.potential.shape != input_current.shape:
+            if self.potential.dim() == 1 and self.potential.size(0) == 0:
+                self.potential = torch.zeros_like(input_current)
+                self.spike = torch.zeros_like(input_current)
+            else:
+                raise ValueError(
+                    "input_current of shape " + str(input_current.shape)
+                    + " does not match the neuron's state of shape " + str(self.potential.shape)
+                    + "; call reset_state() before feeding a new shape"
+                )
+        spike, v_next = self._step(input_current, self.potential)
+        self.potential = v_next
+        self.spike = spike
+        return spike
+
+    @torch.jit.export
+    def step(self, x: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+        """One step with explicit state; does not touch the buffers."""
+        return self._step(x, v)
+
+    @torch.jit.export
+    def reset_state(self) -> None:
+        """Forget the state; the next call starts from ``v = 0`` with the input's shape."""
+        self.potential = torch.zeros(0, dtype=self.potential.dtype, device=self.potential.device)
+        self.spike = torch.zeros(0, dtype=self.spike.dtype, device=self.spike.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        # The state's shape follows the data, so adopt the saved shape before
+        # the default loader compares shapes.
+        for name in ("potential", "spike"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                current = getattr(self, name)
+                setattr(self, name, torch.empty(saved.shape, dtype=current.dtype, device=current.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

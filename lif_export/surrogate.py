@@ -1,0 +1,89 @@
+"""Surrogate derivatives for the spike nonlinearity (Neftci, Mostafa & Zenke 2019).
+
+The forward value of a spike is always the exact Heaviside step of SPEC.md,
+``s = 1 if u > theta else 0``. For training, the backward pass replaces the
+derivative ``ds/du`` (zero almost everywhere) by a smooth surrogate ``g(z)`` of
+``z = u - theta``. Each surrogate has one shape parameter ``alpha`` (its slope
+or scale):
+
+================== ============================================== =========
+name               g(z)                                           alpha
+================== ============================================== =========
+``fast_sigmoid``   ``1 / (1 + alpha*|z|)**2`` (SuperSpike)        10.0
+``arctan``         ``(alpha/2) / (1 + (pi/2 * alpha * z)**2)``    2.0
+``sigmoid``        ``alpha * sig(alpha*z) * (1 - sig(alpha*z))``  4.0
+``triangle``       ``alpha * max(0, 1 - alpha*|z|)``              1.0
+``straight_through`` ``alpha`` (identity scaled)                  1.0
+================== ============================================== =========
+
+Everything here is TorchScript-compatible: no ``autograd.Function`` (which
+TorchScript cannot compile). :func:`spike_fn` adds a *gradient carrier*
+``c - c.detach()`` to the hard step; it is exactly ``+0.0`` in the forward pass
+(``c`` is kept finite), so no forward bit changes, and its derivative is the
+analytic ``g(z)``.
+"""
+
+import math
+from typing import Dict
+
+import torch
+from torch import Tensor
+
+#: Surrogate name -> default ``alpha``. The single source of valid names.
+SURROGATES: Dict[str, float] = {
+    "fast_sigmoid": 10.0,
+    "arctan": 2.0,
+    "sigmoid": 4.0,
+    "triangle": 1.0,
+    "straight_through": 1.0,
+}
+
+DEFAULT_SURROGATE = "fast_sigmoid"
+
+
+def surrogate_grad(z: Tensor, surrogate: str, alpha: float) -> Tensor:
+    """Surrogate derivative ``g(z)`` of the spike w.r.t. ``z = u - theta``.
+
+    Args:
+        z: distance to threshold, any shape.
+        surrogate: one of :data:`SURROGATES`.
+        alpha: slope / scale, ``> 0``.
+
+    Returns:
+        ``g(z)``, same shape and dtype as ``z``.
+    """
+    if surrogate == "fast_sigmoid":
+        return 1.0 / (alpha * z.abs() + 1.0) ** 2
+    if surrogate == "arctan":
+        return (alpha / 2.0) / (1.0 + (math.pi / 2.0 * alpha * z) ** 2)
+    if surrogate == "sigmoid":
+        sig = torch.sigmoid(alpha * z)
+        return alpha * sig * (1.0 - sig)
+    if surrogate == "triangle":
+        return alpha * torch.clamp(1.0 - alpha * z.abs(), min=0.0)
+    if surrogate == "straight_through":
+        return torch.full_like(z, alpha)
+    raise ValueError(
+        "surrogate must be one of ['fast_sigmoid', 'arctan', 'sigmoid', 'triangle', "
+        "'straight_through'], got '" + surrogate + "'"
+    )
+
+
+def spike_fn(u: Tensor, threshold: Tensor, surrogate: str, alpha: float) -> Tensor:
+    """Spike ``s = (u > threshold)`` in ``u``'s dtype, differentiable through a surrogate.
+
+    The comparison is done on ``u`` and ``threshold`` directly (not on
+    ``u - threshold``, which may round differently). When ``u`` or
+    ``threshold`` requires grad, ``ds/du = g(u - threshold)`` and
+    ``ds/dthreshold = -g(u - threshold)``; the forward value is unchanged.
+    """
+    spike = (u > threshold).to(u.dtype)
+    if u.requires_grad or threshold.requires_grad:
+        z = u - threshold
+        grad = torch.nan_to_num(surrogate_grad(z.detach(), surrogate, alpha), nan=0.0)
+        # The carrier must be finite for carrier - carrier.detach() to be exactly
+        # +0.0; where z * grad is not finite (non-finite z, overflow) it is
+        # replaced by 0, which also zeroes the gradient there.
+        carrier = torch.nan_to_num(z * grad, nan=0.0, posinf=0.0, neginf=0.0)
+        spike = spike + (carrier - carrier.detach())
+    return spike

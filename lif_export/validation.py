@@ -1,0 +1,106 @@
+"""Construction-time checks of neuron parameters (SPEC.md, "Valid parameters").
+
+Every check raises a ``ValueError`` or ``TypeError`` whose message names the
+parameter, the offending value and what is allowed. Checks run once, when a
+module is built or a model is exported; the per-step checks on tensors that
+must also run inside TorchScript live in :mod:`lif_export.functional`.
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from .surrogate import SURROGATES
+
+#: Valid reset mechanisms (SPEC.md).
+RESETS: tuple[str, ...] = ("zero", "subtract", "none")
+
+ParamLike = Union[float, int, Sequence[float], Tensor]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        if value.numel() <= 6:
+            return f"tensor({value.tolist()})"
+        return f"tensor of shape {tuple(value.shape)}"
+    return repr(value)
+
+
+def as_param_tensor(name: str, value: ParamLike, dtype: torch.dtype | None = None) -> Tensor:
+    """Convert a float, int, sequence or tensor parameter to a floating tensor.
+
+    A scalar becomes a 0-dim tensor, a per-neuron value keeps its shape.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number or a floating tensor, got {value!r}")
+    dtype = dtype or torch.get_default_dtype()
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real floating tensor, got dtype {value.dtype}")
+        return value.detach().to(dtype=dtype).clone()
+    if isinstance(value, (int, float)):
+        return torch.tensor(float(value), dtype=dtype)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        try:
+            return torch.tensor([float(v) for v in value], dtype=dtype)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(
+        f"{name} must be a float or a tensor of per-neuron values, got {_describe(value)} "
+        f"of type {type(value).__name__}"
+    )
+
+
+def check_beta(beta: Tensor) -> None:
+    """``0 <= beta <= 1`` everywhere (NaN is rejected)."""
+    bad = ~((beta >= 0) & (beta <= 1))
+    if bool(bad.any()):
+        raise ValueError(f"beta must satisfy 0 <= beta <= 1, got {_describe(beta[bad][:4])}"
+                         + (f" (full value {_describe(beta)})" if beta.dim() == 0 else ""))
+
+
+def check_threshold(threshold: Tensor) -> None:
+    """``threshold`` finite and ``> 0`` everywhere."""
+    bad = ~(torch.isfinite(threshold) & (threshold > 0))
+    if bool(bad.any()):
+        raise ValueError(
+            f"threshold must be finite and > 0, got {_describe(threshold[bad][:4])}"
+        )
+
+
+def check_v_reset(v_reset: Tensor) -> None:
+    """``v_reset`` finite everywhere."""
+    bad = ~torch.isfinite(v_reset)
+    if bool(bad.any()):
+        raise ValueError(f"v_reset must be finite, got {_describe(v_reset[bad][:4])}")
+
+
+def check_reset(reset: object) -> str:
+    if not isinstance(reset, str) or reset not in RESETS:
+        raise ValueError(f"reset must be one of {list(RESETS)}, got {reset!r}")
+    return reset
+
+
+def check_surrogate(surrogate: object, alpha: float | None) -> tuple[str, float]:
+    """Return ``(surrogate, alpha)`` with ``alpha`` defaulted per surrogate."""
+    if not isinstance(surrogate, str) or surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {list(SURROGATES)}, got {surrogate!r}")
+    if alpha is None:
+        return surrogate, SURROGATES[surrogate]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"surrogate_alpha must be a float, got {alpha!r}")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"surrogate_alpha must be finite and > 0, got {alpha!r}")
+    return surrogate, float(alpha)
+
+
+def check_shapes_compatible(**params: Tensor) -> None:
+    """Per-neuron parameters must broadcast against each other."""
+    try:
+        torch.broadcast_shapes(*(p.shape for p in params.values()))
+    except RuntimeError:
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in params.items())
+        raise ValueError(f"per-neuron parameters must broadcast together, got {shapes}") from None
