@@ -38,7 +38,8 @@ def _broadcasts_to(shape: List[int], target: List[int]) -> bool:
 def _check_broadcast(name: str, shape: List[int], step_shape: List[int]) -> None:
     if not _broadcasts_to(shape, step_shape):
         raise ValueError(
-            name + " of shape " + str(shape) + " cannot broadcast to the input shape " + str(step_shape)
+            name + " of shape " + str(list(shape)) + " cannot broadcast to the input shape "
+            + str(list(step_shape))
         )
 
 

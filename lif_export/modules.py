@@ -50,7 +50,9 @@ class LIFParameters(nn.Module):
         dtype: dtype of the parameters; default ``torch.get_default_dtype()``.
     """
 
-    __constants__ = ["reset", "surrogate", "surrogate_alpha", "learn_beta", "learn_threshold"]
+    __constants__ = [
+        "reset", "surrogate", "surrogate_alpha", "learn_beta", "learn_threshold", "min_threshold"
+    ]
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class LIFParameters(nn.Module):
         self.surrogate, self.surrogate_alpha = validation.check_surrogate(surrogate, surrogate_alpha)
         self.learn_beta: bool = bool(learn_beta)
         self.learn_threshold: bool = bool(learn_threshold)
+        self.min_threshold: float = MIN_LEARNED_THRESHOLD
         if self.learn_beta:
             self.beta = nn.Parameter(beta_t)
         else:
@@ -93,7 +96,7 @@ class LIFParameters(nn.Module):
         if self.learn_beta:
             beta = torch.clamp(beta, 0.0, 1.0)
         if self.learn_threshold:
-            threshold = torch.clamp(threshold, min=MIN_LEARNED_THRESHOLD)
+            threshold = torch.clamp(threshold, min=self.min_threshold)
         return beta, threshold, self.v_reset
 
     def config(self) -> Dict[str, object]:
@@ -227,8 +230,8 @@ class LIFNeuron(LIFParameters):
                 self.spike = torch.zeros_like(input_current)
             else:
                 raise ValueError(
-                    "input_current of shape " + str(input_current.shape)
-                    + " does not match the neuron's state of shape " + str(self.potential.shape)
+                    "input_current of shape " + str(list(input_current.shape))
+                    + " does not match the neuron's state of shape " + str(list(self.potential.shape))
                     + "; call reset_state() before feeding a new shape"
                 )
         spike, v_next = self._step(input_current, self.potential)

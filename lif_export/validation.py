@@ -23,10 +23,20 @@ ParamLike = Union[float, int, Sequence[float], Tensor]
 
 def _describe(value: object) -> str:
     if isinstance(value, Tensor):
+        if value.dim() == 0:
+            return repr(value.item())
         if value.numel() <= 6:
-            return f"tensor({value.tolist()})"
-        return f"tensor of shape {tuple(value.shape)}"
+            return repr(value.tolist())
+        return f"a tensor of shape {tuple(value.shape)}"
     return repr(value)
+
+
+def _offending(value: Tensor, bad: Tensor) -> str:
+    """The bad entries of a parameter: the value itself, or some per-neuron entries."""
+    if value.dim() == 0:
+        return repr(value.item())
+    count = int(bad.sum())
+    return f"{value[bad][:4].tolist()} ({count} of {value.numel()} per-neuron values)"
 
 
 def as_param_tensor(name: str, value: ParamLike, dtype: torch.dtype | None = None) -> Tensor:
@@ -58,8 +68,7 @@ def check_beta(beta: Tensor) -> None:
     """``0 <= beta <= 1`` everywhere (NaN is rejected)."""
     bad = ~((beta >= 0) & (beta <= 1))
     if bool(bad.any()):
-        raise ValueError(f"beta must satisfy 0 <= beta <= 1, got {_describe(beta[bad][:4])}"
-                         + (f" (full value {_describe(beta)})" if beta.dim() == 0 else ""))
+        raise ValueError(f"beta must satisfy 0 <= beta <= 1, got {_offending(beta, bad)}")
 
 
 def check_threshold(threshold: Tensor) -> None:
@@ -67,7 +76,7 @@ def check_threshold(threshold: Tensor) -> None:
     bad = ~(torch.isfinite(threshold) & (threshold > 0))
     if bool(bad.any()):
         raise ValueError(
-            f"threshold must be finite and > 0, got {_describe(threshold[bad][:4])}"
+            f"threshold must be finite and > 0, got {_offending(threshold, bad)}"
         )
 
 
@@ -75,7 +84,7 @@ def check_v_reset(v_reset: Tensor) -> None:
     """``v_reset`` finite everywhere."""
     bad = ~torch.isfinite(v_reset)
     if bool(bad.any()):
-        raise ValueError(f"v_reset must be finite, got {_describe(v_reset[bad][:4])}")
+        raise ValueError(f"v_reset must be finite, got {_offending(v_reset, bad)}")
 
 
 def check_reset(reset: object) -> str:

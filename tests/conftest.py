@@ -1,0 +1,26 @@
+"""Shared fixtures and helpers for the test suite."""
+
+import numpy as np
+import pytest
+import torch
+
+
+def assert_bitwise_equal(actual, expected, what: str = "") -> None:
+    """Equal bit for bit (NaN payloads and the sign of zero included)."""
+    a = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
+    e = expected.detach().cpu().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
+    assert a.dtype == e.dtype, f"{what}: dtype {a.dtype} != {e.dtype}"
+    assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
+    ia = a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+    ie = e.view(np.uint32 if e.dtype == np.float32 else np.uint64)
+    bad = np.argwhere(ia != ie)
+    assert bad.size == 0, (
+        f"{what}: {len(bad)} elements differ; first at {tuple(bad[0])}: "
+        f"{a[tuple(bad[0])]!r} != {e[tuple(bad[0])]!r}"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)
