@@ -150,14 +150,15 @@ class LIFCell(LIFParameters):
 
 
 class LIFSequence(LIFParameters):
-    r"""LIF over a whole sequence: ``forward(x[T, ...], v0) -> (spikes[T, ...], v_T)``.
+    r"""LIF over a whole sequence: ``forward(x[T, ...], v) -> (spikes[T, ...], v_T)``.
 
     Equal, bit for bit, to ``T`` calls of :class:`LIFCell`; feeding a long
     stream in chunks while carrying ``v`` equals one unsplit call.
 
     Shape:
         - x: ``[T, *]`` input currents, time first.
-        - v0: ``[*]`` (or broadcastable) initial potential; ``None`` means zeros.
+        - v: ``[*]`` (or broadcastable) initial potential; ``None`` means zeros.
+          (Named ``v`` like the state input of every exported graph.)
         - spikes: ``[T, *]``; v_T: ``[*]``.
 
     ``forward_trace`` also returns the potential after every step, ``[T, *]``.
@@ -179,13 +180,13 @@ class LIFSequence(LIFParameters):
             x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha, return_trace
         )
 
-    def forward(self, x: Tensor, v0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        spikes, v_final, _ = self._run(x, v0, False)
+    def forward(self, x: Tensor, v: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        spikes, v_final, _ = self._run(x, v, False)
         return spikes, v_final
 
     @torch.jit.export
-    def forward_trace(self, x: Tensor, v0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
-        spikes, v_final, trace = self._run(x, v0, True)
+    def forward_trace(self, x: Tensor, v: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        spikes, v_final, trace = self._run(x, v, True)
         assert trace is not None
         return spikes, v_final, trace
 

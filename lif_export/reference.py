@@ -2,9 +2,11 @@
 
 It shares no code with :mod:`lif_export.functional`: NumPy's element-wise
 ``multiply`` and ``add`` each round once, which is exactly the arithmetic
-SPEC.md prescribes. ``fused=True`` computes ``beta*v + x`` with a single
-rounding instead (a fused multiply-add); the conformance tests use it to prove
-that the near-threshold suite catches such a deviation.
+SPEC.md prescribes. Two deliberately wrong variants exist so the conformance
+tests can prove the checker catches them: ``arithmetic="fused"`` computes
+``beta*v + x`` with a single rounding (a fused multiply-add), and
+``arithmetic="reordered"`` computes the algebraically equal
+``v - (1 - beta)*v + x``.
 """
 
 from fractions import Fraction
@@ -14,17 +16,23 @@ import numpy as np
 
 def _fma(beta: np.ndarray, v: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Round-once ``beta*v + x``, element by element, in the inputs' dtype."""
+    if x.dtype == np.float32:
+        # float32 products are exact in float64; one float64 rounding of the sum,
+        # then to float32, matches a float32 FMA except on rare double-rounding ties.
+        wide = beta.astype(np.float64) * v.astype(np.float64) + x.astype(np.float64)
+        return wide.astype(np.float32)
     out = np.empty(np.broadcast_shapes(beta.shape, v.shape, x.shape), dtype=x.dtype)
     b, vv, xx = np.broadcast_arrays(beta, v, x)
     for idx in np.ndindex(out.shape):
         terms = (float(b[idx]), float(vv[idx]), float(xx[idx]))
-        if all(np.isfinite(terms)):
-            exact = Fraction(terms[0]) * Fraction(terms[1]) + Fraction(terms[2])
-            out[idx] = x.dtype.type(float(exact)) if x.dtype == np.float64 else x.dtype.type(
-                np.float64(float(exact))
-            )
-        else:
-            out[idx] = x.dtype.type(terms[0] * terms[1] + terms[2])
+        if not all(np.isfinite(terms)):
+            out[idx] = terms[0] * terms[1] + terms[2]
+            continue
+        exact = Fraction(terms[0]) * Fraction(terms[1]) + Fraction(terms[2])
+        try:
+            out[idx] = float(exact)
+        except OverflowError:
+            out[idx] = np.inf if exact > 0 else -np.inf
     return out
 
 
@@ -35,7 +43,7 @@ def reference_step(
     threshold: float | np.ndarray,
     v_reset: float | np.ndarray = 0.0,
     reset: str = "zero",
-    fused: bool = False,
+    arithmetic: str = "spec",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One SPEC.md step in NumPy; parameters are rounded to ``x.dtype`` first."""
     dtype = x.dtype
@@ -43,7 +51,14 @@ def reference_step(
     threshold = np.asarray(threshold, dtype=dtype)
     v_reset = np.asarray(v_reset, dtype=dtype)
     with np.errstate(all="ignore"):
-        u = _fma(beta, v, x) if fused else np.add(np.multiply(beta, v), x)
+        if arithmetic == "spec":
+            u = np.add(np.multiply(beta, v), x)
+        elif arithmetic == "fused":
+            u = _fma(beta, v, x)
+        elif arithmetic == "reordered":
+            u = v - (np.asarray(1, dtype=dtype) - beta) * v + x
+        else:
+            raise ValueError(f"arithmetic must be 'spec', 'fused' or 'reordered', got {arithmetic!r}")
         fired = u > threshold
         spike = fired.astype(dtype)
         if reset == "zero":
@@ -64,13 +79,13 @@ def reference_sequence(
     threshold: float | np.ndarray,
     v_reset: float | np.ndarray = 0.0,
     reset: str = "zero",
-    fused: bool = False,
+    arithmetic: str = "spec",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(spikes[T, *], v_T[*], v_trace[T, *])`` over the leading axis of ``x``."""
     v = np.broadcast_to(np.asarray(v0, dtype=x.dtype), x.shape[1:]).copy()
     spikes = np.empty_like(x)
     trace = np.empty_like(x)
     for t in range(x.shape[0]):
-        spikes[t], v = reference_step(x[t], v, beta, threshold, v_reset, reset, fused)
+        spikes[t], v = reference_step(x[t], v, beta, threshold, v_reset, reset, arithmetic)
         trace[t] = v
     return spikes, v, trace

@@ -1,0 +1,62 @@
+"""Conformance input suites: what ``lif-export verify`` runs through every backend.
+
+``quick`` sizes keep the regular test suite to seconds; ``full`` runs long
+sequences (10,000 steps) and large batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import inputs
+from ..export.spec import NeuronSpec
+
+NEURONS = 8  # size of a dynamic feature dimension in the suites
+
+
+@dataclass(frozen=True)
+class SuiteCase:
+    name: str
+    make_input: inputs.InputFn
+    steps: int
+    full_steps: int
+    batch: int = 4
+    initial: str = "zeros"  # "zeros", "negative_zeros" or "random"
+
+    def build(self, spec: NeuronSpec, full: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(x[T, batch, *F], v0[batch, *F])`` in the spec's dtype."""
+        steps = self.full_steps if full else self.steps
+        shape = (steps, *spec.concrete_shape(self.batch, NEURONS))
+        rng = np.random.default_rng(seed)
+        dtype = spec.numpy_dtype
+        params = spec.numpy_params()
+        x = np.ascontiguousarray(self.make_input(params, shape, dtype, rng))
+        if self.initial == "random":
+            v0 = (rng.uniform(-1, 1, size=shape[1:]) * params["threshold"]).astype(dtype)
+        elif self.initial == "negative_zeros":
+            v0 = np.full(shape[1:], -0.0, dtype=dtype)
+        else:
+            v0 = np.zeros(shape[1:], dtype=dtype)
+        return x, v0
+
+
+SUITES: list[SuiteCase] = [
+    SuiteCase("random_small", inputs.random_currents(0.1, mean=3.0), 100, 1000, initial="random"),
+    SuiteCase("random_unit", inputs.random_currents(1.0), 100, 1000, initial="random"),
+    SuiteCase("random_large", inputs.random_currents(100.0), 100, 1000),
+    SuiteCase("random_batch1", inputs.random_currents(1.0), 100, 1000, batch=1),
+    SuiteCase("random_batch64", inputs.random_currents(1.0), 50, 500, batch=64),
+    SuiteCase("constant_low", inputs.constant(0.5), 100, 1000),
+    SuiteCase("constant_high", inputs.constant(3.0), 100, 1000),
+    SuiteCase("ramp", inputs.ramp, 100, 1000),
+    SuiteCase("at_threshold", inputs.near_threshold(0), 60, 500),
+    SuiteCase("near_threshold_1ulp", inputs.near_threshold(1), 60, 500),
+    SuiteCase("near_threshold_2ulp", inputs.near_threshold(2), 60, 500),
+    SuiteCase("huge", inputs.huge, 50, 500),
+    SuiteCase("zeros", inputs.zeros, 20, 200, initial="negative_zeros"),
+    SuiteCase("subnormal", inputs.subnormal, 50, 500),
+    SuiteCase("special_values", inputs.special_values, 60, 500),
+    SuiteCase("long", inputs.random_currents(1.0), 1000, 10_000, batch=2),
+]

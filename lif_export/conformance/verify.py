@@ -1,0 +1,200 @@
+"""``lif-export verify``: every artifact, fresh from disk, against eager PyTorch, bit for bit.
+
+1. Each artifact's sha256 is checked against the manifest; a changed file is
+   reported and never run.
+2. Every backend variation (see :mod:`lif_export.backends`) runs every input
+   suite (see :mod:`.suites`); results are compared bit for bit with eager
+   ``LIFSequence`` rebuilt from the manifest's parameters.
+3. The golden vectors are compared against every backend, eager included.
+
+``full=True`` adds every variation, long suites, and a matrix of fresh
+exports (both dtypes, every reset, scalar and per-neuron parameters, every
+supported opset) verified the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..backends import REGISTRY, Backend, Context, EagerSequence, RunResult
+from ..export import manifest as manifest_mod
+from ..export import onnx_graphs, vectors
+from ..export.spec import NeuronSpec
+from .compare import Comparison, compare
+from .suites import SUITES, SuiteCase
+
+
+@dataclass
+class VerifyReport:
+    models_dir: Path
+    comparisons: list[Comparison] = field(default_factory=list)
+    checksum_failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def mismatches(self) -> list[Comparison]:
+        return [c for c in self.comparisons if not c.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.checksum_failures and not self.errors and bool(self.comparisons)
+
+    def extend(self, other: VerifyReport) -> None:
+        self.comparisons += other.comparisons
+        self.checksum_failures += other.checksum_failures
+        self.errors += other.errors
+
+
+def check_checksums(models_dir: Path, manifest: dict) -> tuple[list[str], frozenset[str]]:
+    """``(messages, names of unusable artifacts)``."""
+    failures, unusable = [], set()
+    for entry in manifest["artifacts"]:
+        path = models_dir / entry["file"]
+        if not path.is_file():
+            failures.append(f"{entry['file']}: missing")
+        elif (digest := manifest_mod.sha256_file(path)) != entry["sha256"]:
+            failures.append(
+                f"{entry['file']}: sha256 {digest[:16]}... does not match the manifest's "
+                f"{entry['sha256'][:16]}... (changed since export; not run)"
+            )
+        else:
+            continue
+        unusable.add(entry["name"])
+    return failures, frozenset(unusable)
+
+
+def build_backends(ctx: Context, families: Iterable[str] | None = None) -> list[Backend]:
+    selected = list(REGISTRY) if families is None else list(families)
+    unknown = [f for f in selected if f not in REGISTRY]
+    if unknown:
+        raise ValueError(f"backend must be one of {sorted(REGISTRY)}, got {unknown}")
+    return [backend for family in selected for backend in REGISTRY[family](ctx)]
+
+
+def _run(backend: Backend, case: str, x: np.ndarray, v0: np.ndarray, expected: RunResult) -> Comparison:
+    try:
+        return compare(backend.name, case, expected, backend.run(x, v0))
+    except Exception as err:  # noqa: BLE001 - a crashing backend is a reported failure
+        detail = traceback.format_exception_only(err)[-1].strip()
+        return Comparison(backend.name, case, x.shape[0], -1, -1, -1, float("inf"), f"error: {detail}")
+
+
+def verify_dir(
+    models_dir: Path,
+    full: bool = False,
+    families: Iterable[str] | None = None,
+    cases: Iterable[str] | None = None,
+    progress: bool = True,
+) -> VerifyReport:
+    """Verify one exported folder; see the module docstring."""
+    models_dir = Path(models_dir)
+    report = VerifyReport(models_dir)
+    manifest = manifest_mod.load_manifest(models_dir)
+    report.checksum_failures, unusable = check_checksums(models_dir, manifest)
+    spec = NeuronSpec.from_json(manifest["neuron"])
+    ctx = Context(models_dir, manifest, full, unusable)
+    reference = EagerSequence(spec)
+    backends = build_backends(ctx, families)
+
+    suites = _select_suites(cases)
+    golden = [v for v in manifest["vectors"] if cases is None or f"golden:{v['case']}" in set(cases)
+              or v["case"] in set(cases)]
+    total = len(suites) * len(backends) + len(golden) * (len(backends) + 1)
+    with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress,
+              file=sys.stderr, leave=False) as bar:
+        for suite in suites:
+            x, v0 = suite.build(spec, full)
+            expected = reference.run(x, v0)
+            for backend in backends:
+                report.comparisons.append(_run(backend, suite.name, x, v0, expected))
+                bar.update()
+        for entry in golden:
+            ins, outs = vectors.read_case(models_dir / entry["dir"])
+            expected = RunResult(outs["spike"], outs["v_next"], outs["v_trace"])
+            for backend in [reference, *backends]:
+                report.comparisons.append(_run(backend, f"golden:{entry['case']}", ins["x"], ins["v"], expected))
+                bar.update()
+    return report
+
+
+def _select_suites(cases: Iterable[str] | None) -> list[SuiteCase]:
+    if cases is None:
+        return list(SUITES)
+    wanted = set(cases)
+    known = {s.name for s in SUITES} | {f"golden:{c}" for c in vectors.CASES} | set(vectors.CASES)
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ValueError(f"case must be one of {sorted(known)}, got {unknown}")
+    return [s for s in SUITES if s.name in wanted]
+
+
+def matrix_specs() -> list[NeuronSpec]:
+    """Both dtypes x every reset x scalar and per-neuron parameters."""
+    specs = []
+    for dtype in ("float32", "float64"):
+        for reset in ("zero", "subtract", "none"):
+            specs.append(NeuronSpec(threshold=1.0, beta=0.9, v_reset=-0.1, reset=reset, dtype=dtype))
+            specs.append(NeuronSpec(
+                threshold=[0.5 + 0.125 * i for i in range(8)],
+                beta=[i / 7 for i in range(8)],
+                v_reset=[0.0, -0.25] * 4, reset=reset, dtype=dtype,
+            ))
+    return specs
+
+
+def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
+    """Export and verify every configuration of :func:`matrix_specs`, and every opset."""
+    from ..export import export
+
+    report = VerifyReport(Path("<matrix>"))
+    newest = onnx_graphs.newest_runnable_opset()
+    configs = [(spec, onnx_graphs.DEFAULT_OPSET) for spec in matrix_specs()]
+    configs += [(NeuronSpec(), opset) for opset in range(onnx_graphs.MIN_OPSET, newest + 1)
+                if opset != onnx_graphs.DEFAULT_OPSET]
+    for spec, opset in configs:
+        with tempfile.TemporaryDirectory(prefix="lif-export-matrix-") as tmp:
+            export(spec, tmp, opset=opset)
+            sub = verify_dir(Path(tmp), full=False, progress=progress)
+            per_neuron = "per-neuron" if isinstance(spec.beta, list) else "scalar"
+            label = f"{spec.dtype}/{spec.reset}/{per_neuron}/opset={opset}"
+            for c in sub.comparisons:
+                c.case = f"{label}:{c.case}"
+            report.extend(sub)
+            bad = len(sub.mismatches) + len(sub.errors) + len(sub.checksum_failures)
+            report_line(f"matrix {label:<40} {len(sub.comparisons):4d} runs, {bad} mismatches")
+    return report
+
+
+def format_table(comparisons: list[Comparison], summary: bool = False) -> str:
+    """A fixed-width table, one row per backend x case (or per backend with ``summary``)."""
+    rows = comparisons
+    if summary:
+        merged: dict[str, Comparison] = {}
+        for c in comparisons:
+            m = merged.setdefault(c.backend, Comparison(c.backend, "(all cases)", 0, 0, 0, 0, 0.0, None))
+            m.steps += c.steps
+            m.spikes += max(c.spikes, 0)
+            m.spike_mismatches += abs(c.spike_mismatches)
+            m.potential_mismatches += abs(c.potential_mismatches)
+            m.max_abs_dv = max(m.max_abs_dv, c.max_abs_dv)
+            m.first_difference = m.first_difference or c.first_difference
+        rows = list(merged.values())
+    width = max([len(r.backend) for r in rows] + [7])
+    cwidth = max([len(r.case) for r in rows] + [4])
+    lines = [f"{'backend':<{width}}  {'case':<{cwidth}}  {'steps':>6}  {'spikes':>7}  "
+             f"{'Δspikes':>7}  {'Δv':>6}  {'max|Δv|':>9}  result"]
+    lines.append("-" * len(lines[0]))
+    for r in rows:
+        lines.append(
+            f"{r.backend:<{width}}  {r.case:<{cwidth}}  {r.steps:>6}  {r.spikes:>7}  {r.spike_mismatches:>7}  "
+            f"{r.potential_mismatches:>6}  {r.max_abs_dv:>9.3g}  {'ok' if r.ok else 'MISMATCH'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""TorchScript artifacts: scripted modules with the manifest entry as an extra file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .manifest import EMBEDDED_KEY
+from .spec import NeuronSpec
+
+#: kind -> how to build the module for a spec.
+_BUILDERS = {
+    "step": NeuronSpec.cell,
+    "sequence": NeuronSpec.sequence,
+    "stateful_neuron": NeuronSpec.neuron,
+}
+
+
+def scripted(spec: NeuronSpec, kind: str) -> torch.jit.ScriptModule:
+    return torch.jit.script(_BUILDERS[kind](spec).eval())
+
+
+def save(spec: NeuronSpec, kind: str, path: Path, entry: dict) -> None:
+    """Script the module for ``kind`` and save it with ``entry`` embedded."""
+    torch.jit.save(scripted(spec, kind), str(path), _extra_files={EMBEDDED_KEY: json.dumps(entry)})
+
+
+def load(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
+    """Load an artifact and its embedded manifest entry."""
+    extra = {EMBEDDED_KEY: ""}
+    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return module, json.loads(extra[EMBEDDED_KEY] or "{}")
