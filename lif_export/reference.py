@@ -52,7 +52,10 @@ def reference_step(
     v_reset = np.asarray(v_reset, dtype=dtype)
     with np.errstate(all="ignore"):
         if arithmetic == "spec":
-            u = np.add(np.multiply(beta, v), x)
+            # x first: when both terms are NaN, IEEE 754 leaves the result's payload
+            # open; x86 returns the first operand's, and PyTorch's and onnxruntime's
+            # kernels keep x's. The value (a NaN) is the same either way.
+            u = np.add(x, np.multiply(beta, v))
         elif arithmetic == "fused":
             u = _fma(beta, v, x)
         elif arithmetic == "reordered":

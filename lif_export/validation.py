@@ -55,8 +55,8 @@ def as_param_tensor(name: str, value: ParamLike, dtype: torch.dtype | None = Non
         return torch.tensor(float(value), dtype=dtype)
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         try:
-            return torch.tensor([float(v) for v in value], dtype=dtype)
-        except (TypeError, ValueError):
+            return torch.tensor(value, dtype=dtype)  # nested lists for multi-dim per-neuron values
+        except (TypeError, ValueError, RuntimeError):
             pass
     raise TypeError(
         f"{name} must be a float or a tensor of per-neuron values, got {_describe(value)} "

@@ -24,3 +24,13 @@ def assert_bitwise_equal(actual, expected, what: str = "") -> None:
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """The default neuron exported once per session (read-only for tests)."""
+    from lif_export.export import export
+
+    out = tmp_path_factory.mktemp("models")
+    export(out_dir=out)
+    return out

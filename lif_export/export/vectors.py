@@ -102,7 +102,7 @@ def read_case(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
     def load(stem: str) -> tuple[str, np.ndarray]:
         proto = TensorProto()
         proto.ParseFromString((folder / f"{stem}.pb").read_bytes())
-        return proto.name, numpy_helper.to_array(proto)
+        return proto.name, numpy_helper.to_array(proto).copy()  # writable, for torch.from_numpy
 
     inputs = dict(load(f"input_{i}") for i in range(len(STEP_INPUTS)))
     outputs = dict(load(f"output_{i}") for i in range(len(SEQUENCE_OUTPUTS)))
