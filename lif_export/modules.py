@@ -69,7 +69,7 @@ class LIFParameters(nn.Module):
         super().__init__()
         beta_t = validation.as_param_tensor("beta", beta, dtype)
         threshold_t = validation.as_param_tensor("threshold", threshold, dtype)
-        v_reset_t = validation.as_param_tensor("v_reset", v_reset, dtype)
+        v_reset_t = validation.canonical_v_reset(validation.as_param_tensor("v_reset", v_reset, dtype))
         validation.check_beta(beta_t)
         validation.check_threshold(threshold_t)
         validation.check_v_reset(v_reset_t)

@@ -87,6 +87,17 @@ def check_v_reset(v_reset: Tensor) -> None:
         raise ValueError(f"v_reset must be finite, got {_offending(v_reset, bad)}")
 
 
+def canonical_v_reset(v_reset: Tensor) -> Tensor:
+    """Store a ``-0.0`` reset potential as ``+0.0`` (every other value unchanged).
+
+    onnxruntime's ``Where`` returns ``+0.0`` for a selected ``-0.0``
+    (onnxruntime issue 32191), so a ``-0.0`` reset potential could not be
+    reproduced bit for bit there; normalising the parameter keeps every
+    backend identical. ``-0.0 + 0.0 == +0.0`` under IEEE 754.
+    """
+    return v_reset + 0.0
+
+
 def check_reset(reset: object) -> str:
     if not isinstance(reset, str) or reset not in RESETS:
         raise ValueError(f"reset must be one of {list(RESETS)}, got {reset!r}")

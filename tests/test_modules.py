@@ -108,3 +108,10 @@ def test_learned_parameters_are_clamped_in_forward():
 def test_repr_names_parameters():
     text = repr(LIFCell(threshold=torch.ones(4), reset="subtract"))
     assert "per-neuron(4,)" in text and "'subtract'" in text
+
+
+def test_negative_zero_reset_potential_is_stored_as_positive_zero():
+    """onnxruntime's Where drops the sign of a selected -0.0; the modules normalise the parameter."""
+    assert not torch.signbit(LIFCell(v_reset=-0.0).v_reset)
+    per_neuron = LIFNeuron(v_reset=torch.tensor([-0.0, -1.0])).v_reset
+    assert torch.signbit(per_neuron).tolist() == [False, True] and per_neuron.tolist() == [0.0, -1.0]

@@ -95,10 +95,12 @@ class NeuronSpec:
     def parameter_tensors(self) -> dict[str, torch.Tensor]:
         """``beta``, ``threshold``, ``v_reset`` as tensors of the export dtype."""
         dtype = DTYPES[self.dtype][0]
-        return {
+        tensors = {
             name: validation.as_param_tensor(name, getattr(self, name), dtype)
             for name in ("beta", "threshold", "v_reset")
         }
+        tensors["v_reset"] = validation.canonical_v_reset(tensors["v_reset"])
+        return tensors
 
     def numpy_params(self) -> dict:
         """Parameters as NumPy arrays of the export dtype, plus ``"reset"`` (for input generators)."""
