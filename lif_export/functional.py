@@ -17,7 +17,6 @@ All functions here compile with ``torch.jit.script``; the modules in
 :mod:`lif_export.modules` are thin wrappers over them.
 """
 
-from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -25,7 +24,7 @@ from torch import Tensor
 from .surrogate import spike_fn
 
 
-def _broadcasts_to(shape: List[int], target: List[int]) -> bool:
+def _broadcasts_to(shape: list[int], target: list[int]) -> bool:
     if len(shape) > len(target):
         return False
     offset = len(target) - len(shape)
@@ -35,7 +34,7 @@ def _broadcasts_to(shape: List[int], target: List[int]) -> bool:
     return True
 
 
-def _check_broadcast(name: str, shape: List[int], step_shape: List[int]) -> None:
+def _check_broadcast(name: str, shape: list[int], step_shape: list[int]) -> None:
     if not _broadcasts_to(shape, step_shape):
         raise ValueError(
             name + " of shape " + str(list(shape)) + " cannot broadcast to the input shape "
@@ -45,7 +44,7 @@ def _check_broadcast(name: str, shape: List[int], step_shape: List[int]) -> None
 
 def check_step_inputs(
     x: Tensor,
-    step_shape: List[int],
+    step_shape: list[int],
     v: Tensor,
     beta: Tensor,
     threshold: Tensor,
@@ -80,7 +79,7 @@ def lif_step_unchecked(
     reset: str,
     surrogate: str,
     alpha: float,
-) -> Tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor]:
     """:func:`lif_step` without argument checks or dtype casts (hot loops)."""
     u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
     spike = spike_fn(u, threshold, surrogate, alpha)
@@ -103,7 +102,7 @@ def lif_step(
     reset: str = "zero",
     surrogate: str = "fast_sigmoid",
     alpha: float = 10.0,
-) -> Tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor]:
     """One LIF time step with explicit state.
 
     Args:
@@ -137,7 +136,7 @@ def lif_sequence(
     surrogate: str = "fast_sigmoid",
     alpha: float = 10.0,
     return_trace: bool = False,
-) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run :func:`lif_step` over the leading (time) dimension of ``x``.
 
     Bit-identical to ``T`` calls of :func:`lif_step`; a run split into chunks
@@ -163,8 +162,8 @@ def lif_sequence(
     threshold = threshold.to(dtype)
     v_reset = v_reset.to(dtype)
     v = v0.expand(step_shape).clone() if x.size(0) == 0 else v0
-    spikes: List[Tensor] = []
-    trace: List[Tensor] = []
+    spikes: list[Tensor] = []
+    trace: list[Tensor] = []
     for t in range(x.size(0)):
         spike, v = lif_step_unchecked(x[t], v, beta, threshold, v_reset, reset, surrogate, alpha)
         spikes.append(spike)

@@ -9,7 +9,6 @@ their eager form and to each other:
 * :class:`LIFSequence` - ``(x[T, ...], v0) -> (spikes[T, ...], v_T)``.
 """
 
-from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -63,8 +62,8 @@ class LIFParameters(nn.Module):
         learn_beta: bool = False,
         learn_threshold: bool = False,
         surrogate: str = DEFAULT_SURROGATE,
-        surrogate_alpha: Optional[float] = None,
-        dtype: Optional[torch.dtype] = None,
+        surrogate_alpha: float | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         beta_t = validation.as_param_tensor("beta", beta, dtype)
@@ -89,7 +88,7 @@ class LIFParameters(nn.Module):
             self.register_buffer("threshold", threshold_t)
         self.register_buffer("v_reset", v_reset_t)
 
-    def neuron_parameters(self) -> Tuple[Tensor, Tensor, Tensor]:
+    def neuron_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
         beta = self.beta
         threshold = self.threshold
@@ -99,7 +98,7 @@ class LIFParameters(nn.Module):
             threshold = torch.clamp(threshold, min=self.min_threshold)
         return beta, threshold, self.v_reset
 
-    def config(self) -> Dict[str, object]:
+    def config(self) -> dict[str, object]:
         """The neuron's parameters as plain Python values (for manifests and repr)."""
         beta, threshold, v_reset = (p.detach() for p in self.neuron_parameters())
 
@@ -122,7 +121,7 @@ class LIFParameters(nn.Module):
             f"v_reset={show(self.v_reset)}, reset={self.reset!r}, surrogate={self.surrogate!r}"
         )
 
-    def _step(self, x: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+    def _step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         beta, threshold, v_reset = self.neuron_parameters()
         return lif_step(x, v, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha)
 
@@ -143,7 +142,7 @@ class LIFCell(LIFParameters):
         ...     spike, v = cell(x, v)
     """
 
-    def forward(self, x: Tensor, v: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if v is None:
             v = torch.zeros_like(x)
         return self._step(x, v)
@@ -170,7 +169,7 @@ class LIFSequence(LIFParameters):
         >>> spikes, v_T, v_trace = seq.forward_trace(torch.rand(100, 32, 10))
     """
 
-    def _run(self, x: Tensor, v0: Optional[Tensor], return_trace: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    def _run(self, x: Tensor, v0: Tensor | None, return_trace: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         if v0 is None:
             if x.dim() < 1:
                 raise ValueError("x must have a leading time dimension [T, ...], got a 0-dim tensor")
@@ -180,12 +179,12 @@ class LIFSequence(LIFParameters):
             x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha, return_trace
         )
 
-    def forward(self, x: Tensor, v: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
         spikes, v_final, _ = self._run(x, v, False)
         return spikes, v_final
 
     @torch.jit.export
-    def forward_trace(self, x: Tensor, v: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward_trace(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         spikes, v_final, trace = self._run(x, v, True)
         assert trace is not None
         return spikes, v_final, trace
@@ -241,7 +240,7 @@ class LIFNeuron(LIFParameters):
         return spike
 
     @torch.jit.export
-    def step(self, x: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+    def step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """One step with explicit state; does not touch the buffers."""
         return self._step(x, v)
 

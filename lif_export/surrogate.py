@@ -24,13 +24,12 @@ analytic ``g(z)``.
 """
 
 import math
-from typing import Dict
 
 import torch
 from torch import Tensor
 
 #: Surrogate name -> default ``alpha``. The single source of valid names.
-SURROGATES: Dict[str, float] = {
+SURROGATES: dict[str, float] = {
     "fast_sigmoid": 10.0,
     "arctan": 2.0,
     "sigmoid": 4.0,

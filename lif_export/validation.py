@@ -8,7 +8,6 @@ must also run inside TorchScript live in :mod:`lif_export.functional`.
 
 import math
 from collections.abc import Sequence
-from typing import Union
 
 import torch
 from torch import Tensor
@@ -18,7 +17,7 @@ from .surrogate import SURROGATES
 #: Valid reset mechanisms (SPEC.md).
 RESETS: tuple[str, ...] = ("zero", "subtract", "none")
 
-ParamLike = Union[float, int, Sequence[float], Tensor]
+ParamLike = float | int | Sequence[float] | Tensor
 
 
 def _describe(value: object) -> str:

@@ -33,7 +33,7 @@ def test_export_writes_every_artifact_manifest_and_vectors(exported):
     for entry in manifest["artifacts"]:
         assert sha256_file(exported / entry["file"]) == entry["sha256"]
         assert [t["name"] for t in entry["inputs"]] == ["x", "v"]
-        assert entry["state"] == [{"input": "v", "output": "v_next", "initial_value": 0.0}]
+        assert entry["state"] == [{"input": "v", "output": "v_next", "trace": "v_trace", "initial_value": 0.0}]
         assert entry["outputs"][0]["name"] == "spike" and entry["outputs"][1]["name"] == "v_next"
     assert set(manifest["generator"]) >= {"lif_export", "torch", "onnx", "onnxruntime"}
     assert {v["case"] for v in manifest["vectors"]} == set(vectors.CASES)

@@ -1,5 +1,7 @@
 """Property-based: eager, TorchScript and onnxruntime agree bit for bit on any valid neuron and input."""
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -36,7 +38,9 @@ def neuron_and_input(draw):
     return spec, x, v0
 
 
-@settings(max_examples=int(__import__("os").environ.get("LIF_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# LIF_HYPOTHESIS_EXAMPLES raises the example count for a longer local search.
+@settings(max_examples=int(os.environ.get("LIF_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(neuron_and_input())
 def test_eager_torchscript_onnxruntime_agree(case):
     spec, x, v0 = case

@@ -51,7 +51,7 @@ def test_surrogate_never_changes_forward_bits(surrogate, reset):
     with torch.no_grad():
         want = seq.forward_trace(x)
     got = seq.forward_trace(x.clone().requires_grad_(True))
-    for g, w, name in zip(got, want, ["spikes", "v_T", "trace"]):
+    for g, w, name in zip(got, want, ["spikes", "v_T", "trace"], strict=True):
         assert_bitwise_equal(g, w, name)
 
 
@@ -97,6 +97,6 @@ def test_scripted_module_backpropagates_identical_gradients(surrogate):
         spikes, v_T = module(xi)
         (spikes.sum() * 0.5 + (v_T**2).sum()).backward()
         grads.append((xi.grad, module.beta.grad, module.threshold.grad))
-    for g_eager, g_script, name in zip(*grads, ["x", "beta", "threshold"]):
+    for g_eager, g_script, name in zip(*grads, ["x", "beta", "threshold"], strict=True):
         assert g_eager is not None and g_eager.abs().sum() > 0, name
         assert_bitwise_equal(g_script, g_eager, f"grad {name}")

@@ -68,7 +68,8 @@ def _tensors(spec: NeuronSpec, names: tuple[str, ...], time_major: tuple[str, ..
 
 def artifact_entries(spec: NeuronSpec, opset: int) -> list[dict]:
     """The artifacts an export writes, described without their checksums."""
-    state = [{"input": "v", "output": "v_next", "initial_value": 0.0}]
+    # "trace" names the golden-vector tensor holding this state after every step.
+    state = [{"input": "v", "output": "v_next", "trace": "v_trace", "initial_value": 0.0}]
     step_io = {
         "inputs": _tensors(spec, STEP_INPUTS, ()),
         "outputs": _tensors(spec, STEP_OUTPUTS, ()),

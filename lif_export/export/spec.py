@@ -154,7 +154,7 @@ class NeuronSpec:
 def _broadcasts_to(shape: tuple, target: tuple) -> bool:
     if len(shape) > len(target):
         return False
-    return all(s == 1 or s == t for s, t in zip(shape[::-1], target[::-1]))
+    return all(s == 1 or s == t for s, t in zip(shape[::-1], target[::-1], strict=False))
 
 
 def _plain(t: torch.Tensor) -> float | list:

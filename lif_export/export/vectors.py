@@ -73,7 +73,7 @@ def write_case(spec: NeuronSpec, case: VectorCase, folder: Path) -> dict:
     """Write one case's tensors into ``folder``; return its manifest entry."""
     folder.mkdir(parents=True, exist_ok=True)
     x, v0 = case_input(spec, case)
-    tensors = dict(zip(STEP_INPUTS, (x, v0)))
+    tensors = dict(zip(STEP_INPUTS, (x, v0), strict=True))
     outputs = expected_outputs(spec, x, v0)
     for i, name in enumerate(STEP_INPUTS):
         _save(folder, f"input_{i}", name, tensors[name])

@@ -1,0 +1,62 @@
+"""The command line as a user runs it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lif_export.cli import main as cli
+
+
+@pytest.mark.parametrize("command", [[], ["export"], ["verify"], ["plot"]])
+def test_help_works_for_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: lif-export" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "lif_export.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "lif-export 0.1.0" in result.stdout
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "dynamics.png"
+    assert cli(["plot", "--current", "0.15", "--current", "0.5", "--steps", "60", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    random_out = tmp_path / "random.png"
+    assert cli(["plot", "--random", "--neurons", "2", "--out", str(random_out)]) == 0
+    assert random_out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["plot", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["plot", "--beta", "-1"], "beta must satisfy 0 <= beta <= 1, got -1.0"),
+        (["plot", "--random", "--neurons", "0"], "--neurons must be >= 1"),
+        (["export", "--state-dict", "missing.pt"], "--state-dict 'missing.pt' does not exist"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli(args) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_prints_progress_and_summary(tmp_path, capsys):
+    assert cli(["export", "--out", str(tmp_path), "--reset", "subtract"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/10] lif_step.onnx" in out and "vectors/near_threshold" in out
+    assert "neuron: reset=subtract dtype=float32" in out
+
+
+def test_export_script_is_the_same_command(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "export_models.py"
+    result = subprocess.run([sys.executable, str(script), "--out", str(tmp_path), "-q"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "manifest.json").is_file()
