@@ -77,6 +77,19 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     verify.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    bench = sub.add_parser(
+        "bench", help="benchmark W1 simulate, W2 stream, W3 train on every path",
+        description="Time W1 (simulate [500, 32, 1024]), W2 (stream [1, 128], 1000 steps) and W3 "
+        "(train [100, 32, 1024]) on every path against a native C loop and the naive eager loop, "
+        "and check that every path gives the same bits.",
+    )
+    bench.add_argument("--workload", action="append", default=None, choices=["W1", "W2", "W3"],
+                       help="only this workload (repeatable; default all)")
+    bench.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    bench.add_argument("--rounds", type=int, default=5, help="timed rounds after a warm-up (default 5)")
+    bench.add_argument("--small", action="store_true", help="tiny sizes: checks the paths, not their speed")
+    bench.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+
     plot = sub.add_parser(
         "plot", help="plot membrane potential over time (PNG)",
         description="Simulate neurons under a constant or random input and write a PNG of the "
@@ -154,6 +167,27 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.runner import format_results, run_bench, save_json
+
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        raise CliError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
+    if any(t < 1 for t in threads):
+        raise CliError(f"--threads must be >= 1, got {args.threads!r}")
+    data = run_bench(args.workload, threads, args.rounds, args.small,
+                     report=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_results(data))
+    if args.json:
+        save_json(data, args.json)
+    different = [r["path"] for r in data["results"] if r["identical"] is False]
+    if different:
+        print(f"FAILED: these paths gave different bits: {different}")
+        return 1
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     import torch
 
@@ -175,7 +209,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "verify": _cmd_verify, "plot": _cmd_plot}
+COMMANDS = {"export": _cmd_export, "verify": _cmd_verify, "bench": _cmd_bench, "plot": _cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

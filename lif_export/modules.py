@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from . import validation
+from .fast.dispatch import fast_sequence
 from .functional import lif_sequence, lif_step
 from .surrogate import DEFAULT_SURROGATE
 
@@ -175,9 +176,21 @@ class LIFSequence(LIFParameters):
                 raise ValueError("x must have a leading time dimension [T, ...], got a 0-dim tensor")
             v0 = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
         beta, threshold, v_reset = self.neuron_parameters()
+        if not torch.jit.is_scripting():
+            fast = self._fast_run(x, v0, beta, threshold, v_reset, return_trace)
+            if fast is not None:
+                return fast
         return lif_sequence(
             x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha, return_trace
         )
+
+    @torch.jit.unused
+    def _fast_run(
+        self, x: Tensor, v0: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, return_trace: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        # Eager only: the same bits through lif_export.fast (in-place forward, hand-written BPTT).
+        return fast_sequence(x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha,
+                             return_trace)
 
     def forward(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
         spikes, v_final, _ = self._run(x, v, False)

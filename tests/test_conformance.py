@@ -23,7 +23,7 @@ def test_quick_verify_passes_every_backend_and_suite(exported):
     report = verify_dir(exported, progress=False)
     assert report.ok, [c.first_difference for c in report.mismatches][:5]
     families = {c.backend.split("/")[0] for c in report.comparisons}
-    assert families == {"eager", "numpy", "torchscript", "onnxruntime"}
+    assert families == {"eager", "numpy", "torchscript", "onnxruntime", "fast"}
     cases = {c.case for c in report.comparisons}
     assert {s.name for s in SUITES} <= cases
     assert sum(c.spikes for c in report.comparisons if c.case == "near_threshold_1ulp") > 0

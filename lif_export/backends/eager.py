@@ -16,7 +16,22 @@ from .base import Backend, Context, RunResult, register, stack_steps
 
 
 class EagerSequence(Backend):
+    """The reference: the functional ``lif_sequence`` loop (see :meth:`NeuronSpec.reference`)."""
+
     name = "eager/sequence"
+
+    def __init__(self, spec: NeuronSpec):
+        self.spec = spec
+
+    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
+        spike, v, trace = self.spec.reference(torch.from_numpy(x), torch.from_numpy(v0))
+        return RunResult(spike.numpy(), v.numpy(), trace.numpy())
+
+
+class EagerModule(Backend):
+    """``LIFSequence.forward_trace`` as users call it (in eager mode: the fast path)."""
+
+    name = "eager/LIFSequence"
 
     def __init__(self, spec: NeuronSpec):
         self.module = spec.sequence()
@@ -73,5 +88,6 @@ def run_stateful(module, x: np.ndarray, v0: np.ndarray) -> RunResult:
 @register("eager")
 def variants(ctx: Context) -> Iterator[Backend]:
     spec = NeuronSpec.from_json(ctx.manifest["neuron"])
+    yield EagerModule(spec)
     yield EagerCell(spec)
     yield EagerNeuron(spec)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import validation
+from ..functional import lif_sequence
 from ..modules import MIN_LEARNED_THRESHOLD, LIFCell, LIFNeuron, LIFSequence
 
 #: Export dtypes: name -> (torch dtype, numpy dtype).
@@ -121,6 +122,18 @@ class NeuronSpec:
 
     def neuron(self) -> LIFNeuron:
         return LIFNeuron(**self.module_kwargs())
+
+    def reference(self, x: torch.Tensor, v0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(spike, v_next, v_trace)`` by the plain functional loop, the definition every path is held to.
+
+        (The modules' eager fast paths are held to it too, so they are not used here.)
+        """
+        p = self.parameter_tensors()
+        with torch.no_grad():
+            spike, v_next, v_trace = lif_sequence(x, v0, p["beta"], p["threshold"], p["v_reset"], self.reset,
+                                                  return_trace=True)
+        assert v_trace is not None
+        return spike, v_next, v_trace
 
     def concrete_shape(self, batch: int, neurons: int = 8) -> tuple[int, ...]:
         """A concrete ``[batch, *features]`` shape, dynamic dims replaced by ``neurons``."""

@@ -63,9 +63,8 @@ def case_input(spec: NeuronSpec, case: VectorCase, seed: int = 0) -> tuple[np.nd
 
 
 def expected_outputs(spec: NeuronSpec, x: np.ndarray, v0: np.ndarray) -> dict[str, np.ndarray]:
-    """Eager PyTorch's ``spike``, ``v_next`` and ``v_trace`` for the inputs."""
-    with torch.no_grad():
-        spike, v_next, v_trace = spec.sequence().forward_trace(torch.from_numpy(x), torch.from_numpy(v0))
+    """Eager PyTorch's ``spike``, ``v_next`` and ``v_trace`` for the inputs (the functional loop)."""
+    spike, v_next, v_trace = spec.reference(torch.from_numpy(x), torch.from_numpy(v0))
     return {"spike": spike.numpy(), "v_next": v_next.numpy(), "v_trace": v_trace.numpy()}
 
 

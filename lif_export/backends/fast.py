@@ -1,0 +1,50 @@
+"""The fast paths (:mod:`lif_export.fast`) as conformance backends: they must give the same bits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..export.spec import NeuronSpec
+from ..fast import simulate
+from ..fast.stream import OnnxStepStream
+from .base import Backend, Context, RunResult, register, stack_steps
+
+
+class FastSimulate(Backend):
+    name = "fast/simulate"
+
+    def __init__(self, spec: NeuronSpec):
+        self.params = spec.parameter_tensors()
+        self.reset = spec.reset
+
+    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
+        p = self.params
+        spikes, v, trace = simulate(torch.from_numpy(x), torch.from_numpy(v0), p["beta"], p["threshold"],
+                                    p["v_reset"], self.reset, return_trace=True)
+        return RunResult(spikes.numpy(), v.numpy(), trace.numpy())
+
+
+class FastStream(Backend):
+    name = "fast/onnx-stream"
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
+        stream = OnnxStepStream(self.ctx.models_dir, x.shape[1:])
+        stream.reset(v=v0)
+        spikes, trace = [], []
+        for t in range(x.shape[0]):
+            spikes.append(stream.step(x[t]).copy())
+            trace.append(stream.state("v"))
+        return stack_steps(spikes, trace, x, stream.state("v"))
+
+
+@register("fast")
+def variants(ctx: Context) -> Iterator[Backend]:
+    yield FastSimulate(NeuronSpec.from_json(ctx.manifest["neuron"]))
+    if ctx.usable("onnx_step"):
+        yield FastStream(ctx)

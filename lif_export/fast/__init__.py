@@ -1,0 +1,13 @@
+"""Fast paths, bit-identical to the reference modules (see the benchmark, ``lif-export bench``).
+
+* :func:`simulate` - forward over a sequence in reused buffers (no autograd);
+* :class:`LIFSequenceFunction` - training: forward plus a hand-written backward through time;
+* :class:`OnnxStepStream` - streaming one step at a time through onnxruntime with bound I/O.
+
+``LIFSequence`` uses the first two automatically in eager mode.
+"""
+
+from .bptt import LIFSequenceFunction
+from .simulate import simulate
+
+__all__ = ["LIFSequenceFunction", "simulate"]
