@@ -21,7 +21,7 @@ All functions here compile with ``torch.jit.script``; the modules in
 import torch
 from torch import Tensor
 
-from .surrogate import spike_fn
+from .surrogate import surrogate_term
 
 
 def _broadcasts_to(shape: list[int], target: list[int]) -> bool:
@@ -70,6 +70,23 @@ def check_step_inputs(
         raise ValueError("reset must be one of ['zero', 'subtract', 'none'], got '" + reset + "'")
 
 
+def integrate_and_fire(
+    x: Tensor, v: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, reset: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step without the surrogate: ``(hard spike, v_next, u)``."""
+    u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
+    fired = u > threshold
+    spike = fired.to(u.dtype)
+    if reset == "zero":
+        v_next = torch.where(fired, v_reset, u)
+    elif reset == "subtract":
+        # The reset is detached: only the hard spike enters it.
+        v_next = u - spike * threshold
+    else:
+        v_next = u
+    return spike, v_next, u
+
+
 def lif_step_unchecked(
     x: Tensor,
     v: Tensor,
@@ -80,16 +97,10 @@ def lif_step_unchecked(
     surrogate: str,
     alpha: float,
 ) -> tuple[Tensor, Tensor]:
-    """:func:`lif_step` without argument checks or dtype casts (hot loops)."""
-    u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
-    spike = spike_fn(u, threshold, surrogate, alpha)
-    if reset == "zero":
-        v_next = torch.where(u > threshold, v_reset, u)
-    elif reset == "subtract":
-        # The reset is detached: only the hard spike enters it.
-        v_next = u - (u > threshold).to(u.dtype) * threshold
-    else:
-        v_next = u
+    """:func:`lif_step` without argument checks or dtype casts."""
+    spike, v_next, u = integrate_and_fire(x, v, beta, threshold, v_reset, reset)
+    if u.requires_grad or threshold.requires_grad:
+        spike = spike + surrogate_term(u, threshold, surrogate, alpha)
     return spike, v_next
 
 
@@ -163,13 +174,21 @@ def lif_sequence(
     v_reset = v_reset.to(dtype)
     v = v0.expand(step_shape).clone() if x.size(0) == 0 else v0
     spikes: list[Tensor] = []
+    potentials: list[Tensor] = []  # u of every step, when a gradient is needed
     trace: list[Tensor] = []
-    for t in range(x.size(0)):
-        spike, v = lif_step_unchecked(x[t], v, beta, threshold, v_reset, reset, surrogate, alpha)
+    # unbind, not x[t]: the backward of x[t] is a zero-filled [T, ...] tensor per step
+    # (quadratic in T); unbind's is one stack.
+    for x_t in x.unbind(0):
+        spike, v, u = integrate_and_fire(x_t, v, beta, threshold, v_reset, reset)
         spikes.append(spike)
+        if u.requires_grad or threshold.requires_grad:
+            potentials.append(u)
         if return_trace:
             trace.append(v)
     out = torch.stack(spikes) if len(spikes) > 0 else torch.empty_like(x)
+    if len(potentials) > 0:
+        # The surrogate for all steps at once: a few large operations instead of many small ones.
+        out = out + surrogate_term(torch.stack(potentials), threshold, surrogate, alpha)
     if not return_trace:
         return out, v, None
     v_trace = torch.stack(trace) if len(trace) > 0 else torch.empty_like(x)

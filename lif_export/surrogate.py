@@ -17,7 +17,7 @@ name               g(z)                                           alpha
 ================== ============================================== =========
 
 Everything here is TorchScript-compatible: no ``autograd.Function`` (which
-TorchScript cannot compile). :func:`spike_fn` adds a *gradient carrier*
+TorchScript cannot compile). :func:`surrogate_term` is a *gradient carrier*
 ``c - c.detach()`` to the hard step; it is exactly ``+0.0`` in the forward pass
 (``c`` is kept finite), so no forward bit changes, and its derivative is the
 analytic ``g(z)``.
@@ -68,21 +68,17 @@ def surrogate_grad(z: Tensor, surrogate: str, alpha: float) -> Tensor:
     )
 
 
-def spike_fn(u: Tensor, threshold: Tensor, surrogate: str, alpha: float) -> Tensor:
-    """Spike ``s = (u > threshold)`` in ``u``'s dtype, differentiable through a surrogate.
+def surrogate_term(u: Tensor, threshold: Tensor, surrogate: str, alpha: float) -> Tensor:
+    """A term that is exactly ``+0.0`` but has derivative ``g(u - threshold)`` w.r.t. ``u``.
 
-    The comparison is done on ``u`` and ``threshold`` directly (not on
-    ``u - threshold``, which may round differently). When ``u`` or
-    ``threshold`` requires grad, ``ds/du = g(u - threshold)`` and
-    ``ds/dthreshold = -g(u - threshold)``; the forward value is unchanged.
+    Added to the hard spike it makes the spike differentiable without changing
+    a bit of it: ``ds/du = g(u - threshold)``, ``ds/dthreshold = -g(u - threshold)``.
+    Works on one step or on a whole stacked sequence at once.
     """
-    spike = (u > threshold).to(u.dtype)
-    if u.requires_grad or threshold.requires_grad:
-        z = u - threshold
-        grad = torch.nan_to_num(surrogate_grad(z.detach(), surrogate, alpha), nan=0.0)
-        # The carrier must be finite for carrier - carrier.detach() to be exactly
-        # +0.0; where z * grad is not finite (non-finite z, overflow) it is
-        # replaced by 0, which also zeroes the gradient there.
-        carrier = torch.nan_to_num(z * grad, nan=0.0, posinf=0.0, neginf=0.0)
-        spike = spike + (carrier - carrier.detach())
-    return spike
+    z = u - threshold
+    grad = torch.nan_to_num(surrogate_grad(z.detach(), surrogate, alpha), nan=0.0)
+    # The carrier must be finite for carrier - carrier.detach() to be exactly
+    # +0.0; where z * grad is not finite (non-finite z, overflow) it is
+    # replaced by 0, which also zeroes the gradient there.
+    carrier = torch.nan_to_num(z * grad, nan=0.0, posinf=0.0, neginf=0.0)
+    return carrier - carrier.detach()

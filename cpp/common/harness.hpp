@@ -37,6 +37,8 @@ struct Options {
   std::string models_dir;
   std::string case_filter;  // empty: every golden-vector case
   int64_t chunk = 7;        // time steps per call of a sequence graph
+  int64_t bench_steps = 0;  // > 0: time the step artifacts instead of checking vectors
+  std::vector<int64_t> bench_shape{1, 128};
 };
 
 inline std::string shape_str(const std::vector<int64_t>& shape) {
@@ -55,10 +57,12 @@ inline Options parse_args(int argc, char** argv, const char* program) {
     };
     if (a == "-h" || a == "--help") {
       std::printf(
-          "usage: %s MODELS_DIR [--case NAME] [--chunk N]\n"
+          "usage: %s MODELS_DIR [--case NAME] [--chunk N] [--bench STEPS [--shape B,N]]\n"
           "Runs every %s artifact listed in MODELS_DIR/manifest.json on every golden-vector case,\n"
           "feeding each state output back into its state input, and compares spikes and\n"
-          "potentials bit for bit. Exit 0: all equal; 1: a mismatch; 2: bad arguments or files.\n",
+          "potentials bit for bit. Exit 0: all equal; 1: a mismatch; 2: bad arguments or files.\n"
+          "--bench STEPS times STEPS steps of each step artifact on one input of --shape\n"
+          "(default 1,128) instead, and prints microseconds per step.\n",
           program, program);
       std::exit(0);
     } else if (a == "--case") {
@@ -68,6 +72,22 @@ inline Options parse_args(int argc, char** argv, const char* program) {
       char* end = nullptr;
       o.chunk = std::strtoll(v.c_str(), &end, 10);
       if (*end != '\0' || o.chunk < 1) throw UsageError("--chunk must be a positive integer, got '" + v + "'");
+    } else if (a == "--bench") {
+      std::string v = next("--bench");
+      char* end = nullptr;
+      o.bench_steps = std::strtoll(v.c_str(), &end, 10);
+      if (*end != '\0' || o.bench_steps < 1) throw UsageError("--bench must be a positive integer, got '" + v + "'");
+    } else if (a == "--shape") {
+      std::string v = next("--shape");
+      o.bench_shape.clear();
+      std::stringstream parts(v);
+      std::string part;
+      while (std::getline(parts, part, ',')) {
+        char* end = nullptr;
+        int64_t d = std::strtoll(part.c_str(), &end, 10);
+        if (part.empty() || *end != '\0' || d < 1) throw UsageError("--shape must be positive integers like 1,128, got '" + v + "'");
+        o.bench_shape.push_back(d);
+      }
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError("unknown option '" + a + "' (see --help)");
     } else if (o.models_dir.empty()) {
@@ -282,11 +302,63 @@ inline Result drive(const Json& artifact, const GoldenCase& c, const CallFn& cal
   return r;
 }
 
+// Times `steps` calls of a step artifact on a fixed input, the state fed back: microseconds per step.
+inline double bench_steps(const Json& artifact, const CallFn& call, int64_t steps, const std::vector<int64_t>& shape) {
+  const Json& ins = artifact["inputs"];
+  DType dtype = parse_dtype(ins[0]["dtype"].str());
+  std::map<std::string, std::string> state_out_to_in;
+  std::map<std::string, double> initial;
+  for (size_t i = 0; i < artifact["state"].size(); ++i) {
+    state_out_to_in[artifact["state"][i]["output"].str()] = artifact["state"][i]["input"].str();
+    initial[artifact["state"][i]["input"].str()] = artifact["state"][i]["initial_value"].num();
+  }
+  std::vector<Array> data(ins.size());
+  std::vector<const Array*> feed;
+  for (size_t i = 0; i < ins.size(); ++i) {
+    check_shape(ins[i], shape);
+    data[i] = Array{dtype, shape, std::vector<char>(static_cast<size_t>(Array{dtype, shape, {}}.numel()) * dtype_size(dtype))};
+    const std::string& n = ins[i]["name"].str();
+    double fill = initial.count(n) ? initial[n] : 0.3;  // a constant input that fires periodically
+    for (int64_t k = 0; k < data[i].numel(); ++k) {
+      if (dtype == DType::Float32) reinterpret_cast<float*>(data[i].bytes.data())[k] = static_cast<float>(fill);
+      else reinterpret_cast<double*>(data[i].bytes.data())[k] = fill;
+    }
+    feed.push_back(&data[i]);
+  }
+  auto step = [&]() {
+    std::vector<Array> out = call(feed);
+    for (size_t o = 0; o < out.size(); ++o) {
+      auto it = state_out_to_in.find(artifact["outputs"][o]["name"].str());
+      if (it == state_out_to_in.end()) continue;
+      for (size_t i = 0; i < ins.size(); ++i)
+        if (ins[i]["name"].str() == it->second) data[i] = std::move(out[o]);
+    }
+  };
+  for (int64_t t = 0; t < std::min<int64_t>(steps, 100); ++t) step();  // warm-up
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t t = 0; t < steps; ++t) step();
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
+         static_cast<double>(steps);
+}
+
 // The whole runner: every artifact of `format` in the manifest, every golden case.
 inline int run_main(int argc, char** argv, const char* program, const std::string& format, const Loader& load) {
   try {
     Options opt = parse_args(argc, argv, program);
     Json manifest = load_manifest(opt.models_dir);
+    if (opt.bench_steps > 0) {
+      const Json& artifacts = manifest["artifacts"];
+      for (size_t a = 0; a < artifacts.size(); ++a) {
+        const Json& artifact = artifacts[a];
+        const std::string kind = artifact["kind"].str();
+        if (artifact["format"].str() != format || kind == "sequence") continue;
+        CallFn call = load(artifact, opt.models_dir + "/" + artifact["file"].str());
+        double us = bench_steps(artifact, call, opt.bench_steps, opt.bench_shape);
+        std::printf("bench %s %s %" PRId64 " steps: %.3f us/step\n", artifact["name"].str().c_str(),
+                    shape_str(opt.bench_shape).c_str(), opt.bench_steps, us);
+      }
+      return 0;
+    }
     std::vector<GoldenCase> cases = load_cases(opt.models_dir, manifest, opt.case_filter);
     std::printf("%-22s %-16s %6s %7s %8s %8s %10s %10s  %s\n", "artifact", "case", "steps", "spikes", "dspikes", "dv",
                 "us/step", "min us", "result");

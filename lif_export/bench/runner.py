@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -206,6 +207,39 @@ def w3_paths(ctx: Context) -> list[Path_]:
 PATHS = {"W1": w1_paths, "W2": w2_paths, "W3": w3_paths}
 
 
+def cpp_build_dir() -> Path:
+    """Where scripts/build_cpp.sh puts the runners (``LIF_EXPORT_CPP_BUILD`` overrides)."""
+    return Path(os.environ.get("LIF_EXPORT_CPP_BUILD") or Path(__file__).resolve().parents[2] / "cpp" / "build")
+
+
+def _cpp_w2(ctx: Context, rounds: int) -> list[BenchResult]:
+    """The C++ runners' own per-step timing (``--bench``), the state fed back in C++."""
+    rows = []
+    for runner, artifact in [("lif_ort_runner", "onnx_step"), ("lif_torch_runner", "torchscript_step"),
+                             ("lif_torch_runner", "torchscript_neuron")]:
+        binary = cpp_build_dir() / runner
+        name = f"C++ {runner} ({artifact})"
+        if not binary.exists():
+            note = f"skipped: {binary} not built (scripts/build_cpp.sh)"
+            rows.append(BenchResult("W2", name, 1, None, None, note=note))
+            continue
+        per_step = []
+        for _ in range(rounds):
+            result = subprocess.run([str(binary), str(ctx.models), "--bench", str(ctx.steps), "--shape",
+                                     ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
+            line = next((ln for ln in result.stdout.splitlines() if ln.startswith(f"bench {artifact} ")), None)
+            if result.returncode != 0 or line is None:
+                break
+            per_step.append(float(line.rsplit(":", 1)[1].split()[0]))
+        if not per_step:
+            rows.append(BenchResult("W2", name, 1, None, None, note=f"skipped: {runner} failed"))
+            continue
+        rows.append(BenchResult("W2", name, 1, statistics.median(per_step) * ctx.steps / 1e3,
+                                min(per_step) * ctx.steps / 1e3,
+                                note="C++ timing; its bits are checked by the runner's golden-vector mode"))
+    return rows
+
+
 def _native(ctx: Context, workload: str, rounds: int) -> tuple[BenchResult, object] | None:
     lib, note = load_native()
     if lib is None or workload == "W3":
@@ -283,6 +317,8 @@ def run_bench(
                         baseline_value, naive_ms = value, med
                     rows.append(BenchResult(workload, path.name, n, med, min(times) * 1e3,
                                             identical=_same(value, baseline_value), note=path.note))
+                if workload == "W2" and n == threads[0]:
+                    rows += _cpp_w2(ctx, rounds)
                 if native is not None and native[0].median_ms is not None:
                     native[0].identical = _same(native[1], baseline_value)
                     rows.insert(0, native[0])

@@ -64,9 +64,6 @@ def backward_through_time(
             grad_state = grad_u * beta  # MulBackward of beta * v: grad * beta
         else:
             grad_u0 = grad_u
-    if steps > 1:
-        # Autograd sums the per-step slices of x's gradient with zeros, turning -0.0 into +0.0.
-        grad_x.add_(0.0)
     return grad_x, grad_u0
 
 
