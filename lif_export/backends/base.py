@@ -76,6 +76,19 @@ def chunk_bounds(steps: int, chunks: tuple[int, ...] = (1, 7, 50)) -> list[tuple
     return bounds
 
 
+def torch_step_loop(step: Callable, x: np.ndarray, v0: np.ndarray) -> RunResult:
+    """Run ``step(x_t, v) -> (spike, v_next)`` (a torch module or method) once per time step."""
+    import torch
+
+    spikes, trace, v = [], [], torch.from_numpy(v0)
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            s, v = step(torch.from_numpy(x[t]), v)
+            spikes.append(s.numpy())
+            trace.append(v.numpy())
+    return stack_steps(spikes, trace, x, v.numpy())
+
+
 def stack_steps(spikes: list[np.ndarray], trace: list[np.ndarray], x: np.ndarray, v: np.ndarray) -> RunResult:
     """Assemble per-step outputs into a :class:`RunResult` (``T = 0`` included)."""
     if not spikes:

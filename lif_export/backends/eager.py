@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..export.spec import NeuronSpec
-from .base import Backend, Context, RunResult, register, stack_steps
+from .base import Backend, Context, RunResult, register, stack_steps, torch_step_loop
 
 
 class EagerSequence(Backend):
@@ -49,13 +49,7 @@ class EagerCell(Backend):
         self.module = spec.cell()
 
     def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
-        spikes, trace, v = [], [], torch.from_numpy(v0)
-        with torch.no_grad():
-            for t in range(x.shape[0]):
-                s, v = self.module(torch.from_numpy(x[t]), v)
-                spikes.append(s.numpy())
-                trace.append(v.numpy())
-        return stack_steps(spikes, trace, x, v.numpy())
+        return torch_step_loop(self.module, x, v0)
 
 
 class EagerNeuron(Backend):

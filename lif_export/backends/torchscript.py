@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..export import torchscript as ts_export
-from .base import Backend, Context, RunResult, chunk_bounds, register, stack_steps
+from .base import Backend, Context, RunResult, chunk_bounds, register, torch_step_loop
 from .eager import run_stateful
 
 #: variation name -> transform of a loaded module, given the methods to keep.
@@ -40,13 +40,7 @@ class TorchScriptStep(Backend):
         self.name = f"torchscript/{label}/{variation}"
 
     def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
-        spikes, trace, v = [], [], torch.from_numpy(v0)
-        with torch.no_grad():
-            for t in range(x.shape[0]):
-                s, v = self.fn(torch.from_numpy(x[t]), v)
-                spikes.append(s.numpy())
-                trace.append(v.numpy())
-        return stack_steps(spikes, trace, x, v.numpy())
+        return torch_step_loop(self.fn, x, v0)
 
 
 class TorchScriptSequence(Backend):
