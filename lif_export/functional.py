@@ -70,11 +70,8 @@ def check_step_inputs(
         raise ValueError("reset must be one of ['zero', 'subtract', 'none'], got '" + reset + "'")
 
 
-def integrate_and_fire(
-    x: Tensor, v: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, reset: str
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One step without the surrogate: ``(hard spike, v_next, u)``."""
-    u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
+def fire_and_reset(u: Tensor, threshold: Tensor, v_reset: Tensor, reset: str) -> tuple[Tensor, Tensor]:
+    """``(hard spike, v_next)`` from the integrated potential ``u`` (no surrogate)."""
     fired = u > threshold
     spike = fired.to(u.dtype)
     if reset == "zero":
@@ -84,6 +81,15 @@ def integrate_and_fire(
         v_next = u - spike * threshold
     else:
         v_next = u
+    return spike, v_next
+
+
+def integrate_and_fire(
+    x: Tensor, v: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, reset: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step without the surrogate: ``(hard spike, v_next, u)``."""
+    u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
+    spike, v_next = fire_and_reset(u, threshold, v_reset, reset)
     return spike, v_next, u
 
 

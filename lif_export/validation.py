@@ -63,11 +63,15 @@ def as_param_tensor(name: str, value: ParamLike, dtype: torch.dtype | None = Non
     )
 
 
-def check_beta(beta: Tensor) -> None:
-    """``0 <= beta <= 1`` everywhere (NaN is rejected)."""
-    bad = ~((beta >= 0) & (beta <= 1))
+def check_unit_interval(name: str, value: Tensor) -> None:
+    """``0 <= value <= 1`` everywhere (NaN is rejected): decays such as ``beta``."""
+    bad = ~((value >= 0) & (value <= 1))
     if bool(bad.any()):
-        raise ValueError(f"beta must satisfy 0 <= beta <= 1, got {_offending(beta, bad)}")
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {_offending(value, bad)}")
+
+
+def check_beta(beta: Tensor) -> None:
+    check_unit_interval("beta", beta)
 
 
 def check_threshold(threshold: Tensor) -> None:

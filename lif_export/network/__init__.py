@@ -1,0 +1,35 @@
+"""Spiking networks with explicit state: layers, neuron models, the container.
+
+Neuron models (one file each, all under the state protocol of :mod:`.protocol`):
+
+* :class:`LIFLayer` - SPEC.md's LIF; state ``v``.
+* :class:`SynapticLIFLayer` - current-based LIF; state ``i``, ``v``.
+* :class:`AdaptiveLIFLayer` - adaptive threshold; state ``v``, ``a``.
+* :class:`RecurrentLIFLayer` - LIF with recurrent weights; state ``v``, ``s``.
+* :class:`LeakyIntegratorLayer` - non-spiking readout; state ``v``.
+
+:class:`ExactLinear` is the bit-identical linear layer; :class:`SpikingSequential`
+composes them with ``Flatten`` and ``Dropout`` (eval).
+"""
+
+from .adaptive import AdaptiveLIFLayer
+from .exact import ExactLinear
+from .leaky import LeakyIntegratorLayer
+from .lif import LIFLayer
+from .protocol import StatefulLayer, Stateless
+from .recurrent import RecurrentLIFLayer
+from .sequential import SpikingSequential, StatefulNetwork
+from .synaptic import SynapticLIFLayer
+
+__all__ = [
+    "AdaptiveLIFLayer",
+    "ExactLinear",
+    "LIFLayer",
+    "LeakyIntegratorLayer",
+    "RecurrentLIFLayer",
+    "SpikingSequential",
+    "StatefulLayer",
+    "StatefulNetwork",
+    "Stateless",
+    "SynapticLIFLayer",
+]

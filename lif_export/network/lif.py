@@ -1,0 +1,30 @@
+"""LIF layer: SPEC.md's neuron under the state protocol. State: ``v``."""
+
+from torch import Tensor
+
+from .. import validation
+from ..functional import integrate_and_fire
+from .protocol import StatefulLayer
+
+
+class LIFLayer(StatefulLayer):
+    r"""``size`` LIF neurons (SPEC.md): :math:`u = \beta v + x`, spike if :math:`u > \vartheta`, reset.
+
+    Shape: ``x [batch, size]`` -> ``spike [batch, size]``; state ``[v]``.
+    """
+
+    __constants__ = ["reset"]
+
+    def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
+                 v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
+        super().__init__(size, ["v"], **kwargs)
+        validation.check_beta(self._param("beta", beta))
+        validation.check_threshold(self._param("threshold", threshold))
+        validation.check_v_reset(self._param("v_reset", v_reset))
+        self.v_reset = validation.canonical_v_reset(self.v_reset)
+        self.reset: str = validation.check_reset(reset)
+
+    def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        spike, v_next, u = integrate_and_fire(x, state[0], self.beta, self.threshold, self.v_reset, self.reset)
+        spike = self.with_surrogate(spike, u, self.threshold)
+        return spike, [v_next]

@@ -1,0 +1,38 @@
+"""Recurrent LIF: each neuron also receives the layer's previous spikes through a weight matrix.
+
+One step (state ``v`` and the previous spikes ``s``)::
+
+    r      = ExactLinear(s)              # recurrent current, exact on every backend
+    u      = (beta * v + x) + r
+    s_next = 1 if u > threshold else 0
+    v_next = reset(u, s_next)
+"""
+
+from torch import Tensor
+
+from .. import validation
+from ..functional import fire_and_reset
+from .exact import ExactLinear
+from .protocol import StatefulLayer
+
+
+class RecurrentLIFLayer(StatefulLayer):
+    """``size`` LIF neurons with all-to-all recurrent weights. Shape ``[batch, size]``; state ``[v, s]``."""
+
+    __constants__ = ["reset"]
+
+    def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
+                 v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
+        super().__init__(size, ["v", "s"], **kwargs)
+        validation.check_beta(self._param("beta", beta))
+        validation.check_threshold(self._param("threshold", threshold))
+        validation.check_v_reset(self._param("v_reset", v_reset))
+        self.v_reset = validation.canonical_v_reset(self.v_reset)
+        self.reset: str = validation.check_reset(reset)
+        self.recurrent = ExactLinear(size, size, bias=False)
+
+    def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        v, s = state[0], state[1]
+        u = (self.beta * v + x) + self.recurrent(s)
+        hard, v_next = fire_and_reset(u, self.threshold, self.v_reset, self.reset)
+        return self.with_surrogate(hard, u, self.threshold), [v_next, hard]

@@ -1,0 +1,133 @@
+"""``SpikingSequential``: ordinary and stateful layers in a chain, the state threaded through.
+
+The network's state is one flat, ordered list of tensors named
+``state.<layer index>.<variable>`` (e.g. ``state.1.v``, ``state.3.i``), the
+concatenation of its stateful layers' states. Every method compiles with
+``torch.jit.script``:
+
+* ``step(x, state) -> (out, state)`` (also ``forward``) - one time step;
+* ``forward_sequence(x[T, ...], state) -> (out[T, ...], state_T)``;
+* ``forward_trace(x[T, ...], state) -> (out[T, ...], state_T, traces)``, ``traces`` the
+  state after every step, one ``[T, ...]`` tensor per state variable;
+* ``initial_state(batch, dtype)`` - zeros for every state tensor.
+"""
+
+import torch
+from torch import Tensor, nn
+
+from .protocol import StatefulLayer, Stateless
+
+
+class SpikingSequential(nn.Module):
+    """A chain of layers with explicit state.
+
+    Example::
+
+        net = SpikingSequential(ExactLinear(64, 100), LIFLayer(100), ExactLinear(100, 10),
+                                LeakyIntegratorLayer(10))
+        state = net.initial_state(batch=32, dtype=torch.float32)
+        for x in frames:                       # x [32, 64]
+            out, state = net(x, state)
+        outs, state = net.forward_sequence(xs, net.initial_state(32, torch.float32))  # xs [T, 32, 64]
+    """
+
+    __constants__ = ["state_names", "state_counts"]
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("SpikingSequential needs at least one layer")
+        wrapped = []
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.Module):
+                raise TypeError(f"layer {i} must be an nn.Module, got {type(layer).__name__}")
+            has_state = isinstance(layer, (StatefulLayer, Stateless))
+            if not has_state and any(True for _ in layer.buffers()) and not isinstance(layer, nn.modules.dropout._DropoutNd):
+                raise TypeError(
+                    f"layer {i} ({type(layer).__name__}) keeps buffers: hidden state the network cannot "
+                    "thread through; use a layer from lif_export.network"
+                )
+            wrapped.append(layer if has_state else Stateless(layer))
+        self.layers = nn.ModuleList(wrapped)
+        self.state_names: list[str] = [
+            f"state.{i}.{name}" for i, layer in enumerate(wrapped) for name in layer.state_names
+        ]
+        self.state_counts: list[int] = [len(layer.state_names) for layer in wrapped]
+
+    @torch.jit.export
+    def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
+        state: list[Tensor] = []
+        for layer in self.layers:
+            state += layer.initial_state(batch, dtype)
+        return state
+
+    @torch.jit.export
+    def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        if len(state) != len(self.state_names):
+            raise ValueError(
+                "state must have " + str(len(self.state_names)) + " tensors " + str(self.state_names)
+                + ", got " + str(len(state))
+            )
+        new_state: list[Tensor] = []
+        offset = 0
+        i = 0
+        for layer in self.layers:
+            count = self.state_counts[i]
+            x, layer_state = layer.step(x, state[offset:offset + count])
+            new_state += layer_state
+            offset += count
+            i += 1
+        return x, new_state
+
+    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        return self.step(x, state)
+
+    @torch.jit.export
+    def forward_sequence(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        outs: list[Tensor] = []
+        for x_t in x.unbind(0):
+            out, state = self.step(x_t, state)
+            outs.append(out)
+        return torch.stack(outs), state
+
+    @torch.jit.export
+    def forward_trace(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        outs: list[Tensor] = []
+        history: list[list[Tensor]] = []
+        for x_t in x.unbind(0):
+            out, state = self.step(x_t, state)
+            outs.append(out)
+            history.append(state)
+        traces: list[Tensor] = []
+        for k in range(len(self.state_names)):
+            traces.append(torch.stack([h[k] for h in history]))
+        return torch.stack(outs), state, traces
+
+
+class StatefulNetwork(nn.Module):
+    """The seed's API for a whole network: ``forward(x) -> out`` with the state kept inside.
+
+    The state starts as zeros for the first input's batch size (and again after
+    :meth:`reset_state`); ``step`` is the explicit-state form.
+    """
+
+    state: list[Tensor]  # a class annotation: TorchScript types attributes from these
+
+    def __init__(self, network: SpikingSequential) -> None:
+        super().__init__()
+        self.network = network
+        self.state: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        if len(self.state) == 0:
+            self.state = self.network.initial_state(x.size(0), x.dtype)
+        out, self.state = self.network.step(x, self.state)
+        return out
+
+    @torch.jit.export
+    def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        return self.network.step(x, state)
+
+    @torch.jit.export
+    def reset_state(self) -> None:
+        self.state = []

@@ -1,0 +1,39 @@
+"""Current-based synaptic LIF. State: synaptic current ``i`` and potential ``v``.
+
+One step::
+
+    i_next = alpha * i + x              # synaptic current decays, input adds
+    u      = beta * v + i_next          # the membrane integrates the current
+    s      = 1 if u > threshold else 0
+    v_next = reset(u, s)                # as for the LIF ("zero", "subtract", "none")
+"""
+
+from torch import Tensor
+
+from .. import validation
+from ..functional import integrate_and_fire
+from .protocol import StatefulLayer
+
+
+class SynapticLIFLayer(StatefulLayer):
+    """``size`` current-based LIF neurons. Shape ``[batch, size]``; state ``[i, v]``."""
+
+    __constants__ = ["reset"]
+
+    def __init__(self, size: int, alpha: validation.ParamLike = 0.8, beta: validation.ParamLike = 0.9,
+                 threshold: validation.ParamLike = 1.0, v_reset: validation.ParamLike = 0.0, reset: str = "zero",
+                 **kwargs) -> None:
+        super().__init__(size, ["i", "v"], **kwargs)
+        validation.check_unit_interval("alpha", self._param("alpha", alpha))
+        validation.check_beta(self._param("beta", beta))
+        validation.check_threshold(self._param("threshold", threshold))
+        validation.check_v_reset(self._param("v_reset", v_reset))
+        self.v_reset = validation.canonical_v_reset(self.v_reset)
+        self.reset: str = validation.check_reset(reset)
+
+    def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        i_next = self.alpha * state[0] + x
+        spike, v_next, u = integrate_and_fire(i_next, state[1], self.beta, self.threshold, self.v_reset,
+                                              self.reset)
+        spike = self.with_surrogate(spike, u, self.threshold)
+        return spike, [i_next, v_next]
