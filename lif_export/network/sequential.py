@@ -41,13 +41,7 @@ class SpikingSequential(nn.Module):
         for i, layer in enumerate(layers):
             if not isinstance(layer, nn.Module):
                 raise TypeError(f"layer {i} must be an nn.Module, got {type(layer).__name__}")
-            has_state = isinstance(layer, (StatefulLayer, Stateless))
-            if not has_state and any(True for _ in layer.buffers()) and not isinstance(layer, nn.modules.dropout._DropoutNd):
-                raise TypeError(
-                    f"layer {i} ({type(layer).__name__}) keeps buffers: hidden state the network cannot "
-                    "thread through; use a layer from lif_export.network"
-                )
-            wrapped.append(layer if has_state else Stateless(layer))
+            wrapped.append(layer if isinstance(layer, (StatefulLayer, Stateless)) else Stateless(layer))
         self.layers = nn.ModuleList(wrapped)
         self.state_names: list[str] = [
             f"state.{i}.{name}" for i, layer in enumerate(wrapped) for name in layer.state_names
