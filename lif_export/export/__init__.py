@@ -25,6 +25,7 @@ from pathlib import Path
 
 import onnx
 import onnxruntime as ort
+import torch
 from torch import nn
 
 from ..io import atomic_write_text
@@ -55,18 +56,45 @@ def _check_writable(out_dir: Path) -> None:
         raise PermissionError(f"--out directory {str(out_dir)!r} is not writable: {err.strerror}") from None
 
 
-def _write_artifact(spec: NeuronSpec, entry: dict, staging: Path, opset: int) -> None:
-    path = staging / entry["file"]
-    embedded = {k: v for k, v in entry.items() if k != "sha256"}
-    if entry["format"] == "onnx":
-        build = onnx_graphs.step_graph if entry["kind"] == "step" else onnx_graphs.sequence_graph
-        model = build(spec, opset, {EMBEDDED_KEY: json.dumps(embedded)})
-        onnx_graphs.check(model)
-        onnx.save(model, path)
-        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # loads, or raises here
-    else:
-        torchscript.save(spec, entry["kind"], path, embedded)
+def write_onnx(model: onnx.ModelProto, path: Path, entry: dict) -> None:
+    """Check ``model`` fully, save it, load it in onnxruntime, and record its sha256 in ``entry``."""
+    onnx_graphs.check(model)
+    onnx.save(model, path)
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # loads, or raises here
     entry["sha256"] = manifest_mod.sha256_file(path)
+
+
+def write_torchscript(module: torch.jit.ScriptModule, path: Path, entry: dict) -> None:
+    """Save a scripted module with its manifest entry embedded; record its sha256 in ``entry``."""
+    embedded = {k: v for k, v in entry.items() if k != "sha256"}
+    torch.jit.save(module, str(path), _extra_files={EMBEDDED_KEY: json.dumps(embedded)})
+    entry["sha256"] = manifest_mod.sha256_file(path)
+
+
+def embedded_metadata(entry: dict) -> dict[str, str]:
+    """An artifact's manifest entry (without its own checksum) for ONNX ``metadata_props``."""
+    return {EMBEDDED_KEY: json.dumps({k: v for k, v in entry.items() if k != "sha256"})}
+
+
+def progress_line(index: int, total: int, staging: Path, entry: dict) -> str:
+    size = (staging / entry["file"]).stat().st_size
+    return (f"[{index}/{total}] {entry['file']:<20} {entry['format']:<11} {entry['kind']:<15} "
+            f"{size / 1024:7.1f} KiB  sha256 {entry['sha256'][:12]}")
+
+
+def write_set(out_dir: str | Path, build: Callable[[Path], dict]) -> ExportResult:
+    """Run ``build(staging) -> manifest`` in a staging folder inside ``out_dir``, validate the
+    manifest, then move everything into place (manifest last). Nothing is left half-written."""
+    out_dir = Path(out_dir)
+    _check_writable(out_dir)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    try:
+        manifest = build(staging)
+        manifest_mod.validate(manifest)
+        _commit(staging, out_dir, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(out_dir, manifest)
 
 
 def export(
@@ -98,34 +126,25 @@ def export(
     else:
         spec = spec_from_module(neuron, dtype)
     opset = onnx_graphs.check_opset(opset)
-    out_dir = Path(out_dir)
-    _check_writable(out_dir)
 
-    entries = manifest_mod.artifact_entries(spec, opset)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
-    try:
+    def build(staging: Path) -> dict:
+        entries = manifest_mod.artifact_entries(spec, opset)
         total = len(entries) + len(vectors.CASES)
         for i, entry in enumerate(entries, 1):
-            _write_artifact(spec, entry, staging, opset)
-            size = (staging / entry["file"]).stat().st_size
-            report(f"[{i}/{total}] {entry['file']:<20} {entry['format']:<11} {entry['kind']:<15} "
-                   f"{size / 1024:7.1f} KiB  sha256 {entry['sha256'][:12]}")
+            path = staging / entry["file"]
+            if entry["format"] == "onnx":
+                graph = onnx_graphs.step_graph if entry["kind"] == "step" else onnx_graphs.sequence_graph
+                write_onnx(graph(spec, opset, embedded_metadata(entry)), path, entry)
+            else:
+                write_torchscript(torchscript.scripted(spec, entry["kind"]), path, entry)
+            report(progress_line(i, total, staging, entry))
         cases = []
         for j, case in enumerate(vectors.CASES.values(), len(entries) + 1):
             cases.append(vectors.write_case(spec, case, staging / "vectors" / case.name))
             report(f"[{j}/{total}] vectors/{case.name:<12} golden vectors, {case.steps} steps")
-        manifest = {
-            "manifest_version": manifest_mod.MANIFEST_VERSION,
-            "generator": manifest_mod.generator_versions(),
-            "neuron": spec.to_json(),
-            "artifacts": entries,
-            "vectors": cases,
-        }
-        manifest_mod.validate(manifest)
-        _commit(staging, out_dir, manifest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out_dir, manifest)
+        return manifest_mod.new_manifest(entries, cases, neuron=spec.to_json())
+
+    return write_set(out_dir, build)
 
 
 def _commit(staging: Path, out_dir: Path, manifest: dict) -> None:

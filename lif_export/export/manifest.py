@@ -101,6 +101,17 @@ def artifact_entries(spec: NeuronSpec, opset: int) -> list[dict]:
     ]
 
 
+def new_manifest(artifacts: list[dict], vectors: list[dict], **model: dict) -> dict:
+    """A manifest dict; ``model`` is ``neuron=...`` or ``network=...``."""
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "generator": generator_versions(),
+        **model,
+        "artifacts": artifacts,
+        "vectors": vectors,
+    }
+
+
 def validate(manifest: dict) -> None:
     """Raise :class:`ManifestError` naming the first problem."""
     version = manifest.get("manifest_version") if isinstance(manifest, dict) else None

@@ -22,11 +22,6 @@ def scripted(spec: NeuronSpec, kind: str) -> torch.jit.ScriptModule:
     return torch.jit.script(_BUILDERS[kind](spec).eval())
 
 
-def save(spec: NeuronSpec, kind: str, path: Path, entry: dict) -> None:
-    """Script the module for ``kind`` and save it with ``entry`` embedded."""
-    torch.jit.save(scripted(spec, kind), str(path), _extra_files={EMBEDDED_KEY: json.dumps(entry)})
-
-
 def load(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
     """Load an artifact and its embedded manifest entry."""
     extra = {EMBEDDED_KEY: ""}

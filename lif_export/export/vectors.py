@@ -75,9 +75,9 @@ def write_case(spec: NeuronSpec, case: VectorCase, folder: Path) -> dict:
     tensors = dict(zip(STEP_INPUTS, (x, v0), strict=True))
     outputs = expected_outputs(spec, x, v0)
     for i, name in enumerate(STEP_INPUTS):
-        _save(folder, f"input_{i}", name, tensors[name])
+        save_tensor(folder, f"input_{i}", name, tensors[name])
     for i, name in enumerate(SEQUENCE_OUTPUTS):
-        _save(folder, f"output_{i}", name, outputs[name])
+        save_tensor(folder, f"output_{i}", name, outputs[name])
     describe = lambda name, a: {"name": name, "dtype": spec.dtype, "shape": list(a.shape)}  # noqa: E731
     return {
         "case": case.name,
@@ -89,7 +89,8 @@ def write_case(spec: NeuronSpec, case: VectorCase, folder: Path) -> dict:
     }
 
 
-def _save(folder: Path, stem: str, name: str, array: np.ndarray) -> None:
+def save_tensor(folder: Path, stem: str, name: str, array: np.ndarray) -> None:
+    """``<stem>.pb`` (an ONNX TensorProto named ``name``) and ``<name>.npy``."""
     (folder / f"{stem}.pb").write_bytes(numpy_helper.from_array(array, name=name).SerializeToString())
     np.save(folder / f"{name}.npy", array)
 

@@ -46,3 +46,16 @@ class AdaptiveLIFLayer(StatefulLayer):
         a_next = self.rho * a + self.b * spike
         spike = self.with_surrogate(spike, u, theta.detach())
         return spike, [v_next, a_next]
+
+    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
+        from ..export.onnx_builder import ONNX_DTYPES, emit_fire_and_reset, emit_integrate
+
+        v, a = states
+        u = emit_integrate(g, x, v, self.onnx_param(g, "beta", dtype, hint), hint)
+        theta = g.op("Add", [self.onnx_param(g, "threshold", dtype, hint), a], f"{hint}theta")
+        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
+        spike, v_next, _ = emit_fire_and_reset(g, u, theta, v_reset, self.reset, ONNX_DTYPES[dtype], hint)
+        a_next = g.op("Add", [g.op("Mul", [self.onnx_param(g, "rho", dtype, hint), a], f"{hint}rho_a"),
+                              g.op("Mul", [self.onnx_param(g, "b", dtype, hint), spike], f"{hint}b_s")],
+                      f"{hint}a_next")
+        return spike, [v_next, a_next]

@@ -13,6 +13,7 @@ straight through the grid (a straight-through estimator).
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -72,6 +73,24 @@ class ExactLinear(nn.Module):
         if bias is not None:
             wide = wide + bias.double()
         return wide.to(x.dtype)
+
+    def to_onnx(self, g, x: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
+        """The same operations as ``forward``: clip, scale, round, unscale, float64 MatMul and Add, cast back."""
+        from ..export.onnx_builder import ONNX_DTYPES
+
+        np_dtype = np.float32 if dtype == "float32" else np.float64
+        lo = g.const(f"{hint}input_min", np.array(-self.input_bound, np_dtype))
+        hi = g.const(f"{hint}input_max", np.array(self.input_bound, np_dtype))
+        scale = g.const(f"{hint}scale", np.array(self.scale, np_dtype))
+        q = g.op("Div", [g.op("Round", [g.op("Mul", [g.op("Clip", [x, lo, hi], f"{hint}clip"), scale],
+                                                  f"{hint}scaled")], f"{hint}rounded"), scale], f"{hint}xq")
+        with torch.no_grad():
+            weight, bias = self.quantized()
+        wide = g.op("MatMul", [g.op("Cast", [q], f"{hint}x64", to=ONNX_DTYPES["float64"]),
+                               g.const(f"{hint}weight_t", weight.double().t().contiguous().numpy())], f"{hint}xw")
+        if bias is not None:
+            wide = g.op("Add", [wide, g.const(f"{hint}bias", bias.double().numpy())], f"{hint}xw_b")
+        return g.op("Cast", [wide], f"{hint}linear", to=ONNX_DTYPES[dtype])
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

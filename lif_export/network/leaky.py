@@ -19,3 +19,9 @@ class LeakyIntegratorLayer(StatefulLayer):
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         v_next = self.beta * state[0] + x
         return v_next, [v_next]
+
+    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
+        from ..export.onnx_builder import emit_integrate
+
+        v_next = emit_integrate(g, x, states[0], self.onnx_param(g, "beta", dtype, hint), hint)
+        return v_next, [v_next]

@@ -28,3 +28,12 @@ class LIFLayer(StatefulLayer):
         spike, v_next, u = integrate_and_fire(x, state[0], self.beta, self.threshold, self.v_reset, self.reset)
         spike = self.with_surrogate(spike, u, self.threshold)
         return spike, [v_next]
+
+    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
+        from ..export.onnx_builder import ONNX_DTYPES, emit_lif
+
+        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
+        spike, v_next = emit_lif(g, x, states[0], self.onnx_param(g, "beta", dtype, hint),
+                                 self.onnx_param(g, "threshold", dtype, hint), v_reset, self.reset,
+                                 ONNX_DTYPES[dtype], hint)
+        return spike, [v_next]

@@ -51,8 +51,15 @@ class StatefulLayer(nn.Module):
             spike = spike + surrogate_term(u, threshold, self.surrogate, self.surrogate_alpha)
         return spike
 
+    def onnx_param(self, g, name: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
+        """Add parameter ``name`` to an ONNX graph as a constant of ``dtype``; returns its name."""
+        return g.const(f"{hint}{name}", getattr(self, name).detach().to(_TORCH_DTYPES[dtype]).numpy())
+
     def extra_repr(self) -> str:
         return f"size={self.size}, state={self.state_names}"
+
+
+_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class Stateless(nn.Module):
@@ -74,3 +81,16 @@ class Stateless(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.module(x)
+
+    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
+        """The wrapped layer as ONNX nodes (only layers whose arithmetic is the same on every backend)."""
+        if hasattr(self.module, "to_onnx"):
+            return self.module.to_onnx(g, x, dtype, hint), []
+        if isinstance(self.module, nn.Flatten) and self.module.start_dim == 1 and self.module.end_dim == -1:
+            return g.op("Flatten", [x], f"{hint}flat", axis=1), []
+        if isinstance(self.module, (nn.Identity, nn.Dropout)):
+            return g.op("Identity", [x], f"{hint}identity"), []
+        raise TypeError(
+            f"cannot export {type(self.module).__name__}: only ExactLinear, Flatten(start_dim=1), Dropout (eval) "
+            "and Identity are exported bit-identically (an ordinary Linear's sum order differs between backends)"
+        )

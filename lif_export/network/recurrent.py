@@ -36,3 +36,15 @@ class RecurrentLIFLayer(StatefulLayer):
         u = (self.beta * v + x) + self.recurrent(s)
         hard, v_next = fire_and_reset(u, self.threshold, self.v_reset, self.reset)
         return self.with_surrogate(hard, u, self.threshold), [v_next, hard]
+
+    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
+        from ..export.onnx_builder import ONNX_DTYPES, emit_fire_and_reset, emit_integrate
+
+        v, s = states
+        recurrent = self.recurrent.to_onnx(g, s, dtype, f"{hint}rec_")
+        u = g.op("Add", [emit_integrate(g, x, v, self.onnx_param(g, "beta", dtype, hint), f"{hint}ff_"),
+                         recurrent], f"{hint}u")
+        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
+        spike, v_next, _ = emit_fire_and_reset(g, u, self.onnx_param(g, "threshold", dtype, hint), v_reset,
+                                               self.reset, ONNX_DTYPES[dtype], hint)
+        return spike, [v_next, spike]

@@ -37,3 +37,13 @@ class SynapticLIFLayer(StatefulLayer):
                                               self.reset)
         spike = self.with_surrogate(spike, u, self.threshold)
         return spike, [i_next, v_next]
+
+    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
+        from ..export.onnx_builder import ONNX_DTYPES, emit_integrate, emit_lif
+
+        i_next = emit_integrate(g, x, states[0], self.onnx_param(g, "alpha", dtype, hint), f"{hint}syn_")
+        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
+        spike, v_next = emit_lif(g, i_next, states[1], self.onnx_param(g, "beta", dtype, hint),
+                                 self.onnx_param(g, "threshold", dtype, hint), v_reset, self.reset,
+                                 ONNX_DTYPES[dtype], hint)
+        return spike, [i_next, v_next]
