@@ -19,9 +19,25 @@ import numpy as np
 
 @dataclass
 class RunResult:
+    """A single neuron's run."""
+
     spike: np.ndarray  # [T, batch, *F]
     v_next: np.ndarray  # [batch, *F]
     v_trace: np.ndarray  # [T, batch, *F]
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """By manifest name: the primary output first, time-major tensors, ``*_next`` final states."""
+        return {"spike": self.spike, "v_trace": self.v_trace, "v_next": self.v_next}
+
+
+@dataclass
+class TensorRun:
+    """Any model's run, by manifest tensor name (a network's ``out``, ``state.1.v_next``, ``state.1.v_trace``...)."""
+
+    named: dict[str, np.ndarray]
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return self.named
 
 
 class Backend(ABC):
@@ -32,6 +48,15 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult: ...
+
+
+class NetworkBackend(ABC):
+    """Runs a network: ``x[T, batch, ...]`` from initial states given by name."""
+
+    name: str
+
+    @abstractmethod
+    def run(self, x: np.ndarray, states: dict[str, np.ndarray]) -> TensorRun: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,10 @@ class Context:
 
     def usable(self, name: str) -> bool:
         return name not in self.unusable
+
+    @property
+    def is_network(self) -> bool:
+        return "network" in self.manifest
 
     def artifact(self, name: str) -> Path:
         from ..export.manifest import find_artifact

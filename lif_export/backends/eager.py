@@ -81,6 +81,8 @@ def run_stateful(module, x: np.ndarray, v0: np.ndarray) -> RunResult:
 
 @register("eager")
 def variants(ctx: Context) -> Iterator[Backend]:
+    if ctx.is_network:
+        return
     spec = NeuronSpec.from_json(ctx.manifest["neuron"])
     yield EagerModule(spec)
     yield EagerCell(spec)

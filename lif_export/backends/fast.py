@@ -45,6 +45,8 @@ class FastStream(Backend):
 
 @register("fast")
 def variants(ctx: Context) -> Iterator[Backend]:
+    if ctx.is_network:
+        return
     yield FastSimulate(NeuronSpec.from_json(ctx.manifest["neuron"]))
     if ctx.usable("onnx_step"):
         yield FastStream(ctx)

@@ -30,4 +30,6 @@ class NumpyReference(Backend):
 
 @register("numpy")
 def variants(ctx: Context) -> Iterator[Backend]:
+    if ctx.is_network:
+        return
     yield NumpyReference(NeuronSpec.from_json(ctx.manifest["neuron"]))

@@ -63,6 +63,8 @@ class OrtSequence(Backend):
 
 @register("onnxruntime")
 def variants(ctx: Context) -> Iterator[Backend]:
+    if ctx.is_network:
+        return
     settings = [(o, t) for o in OPT_LEVELS for t in (1, 2)] if ctx.full else [("disabled", 1), ("all", 2)]
     if ctx.usable("onnx_step"):
         for opt, threads in settings:

@@ -75,6 +75,8 @@ class TorchScriptNeuron(Backend):
 
 @register("torchscript")
 def variants(ctx: Context) -> Iterator[Backend]:
+    if ctx.is_network:
+        return
     variations = list(TRANSFORMS) if ctx.full else ["plain", "frozen"]
     if ctx.usable("torchscript_step"):
         for variation in variations:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import RunResult
-
 
 @dataclass
 class Comparison:
@@ -33,37 +31,50 @@ def _show(value: np.floating) -> str:
     return f"{float(value)!r} ({value.dtype.type(value).tobytes()[::-1].hex()})"
 
 
-def compare(backend: str, case: str, reference: RunResult, candidate: RunResult) -> Comparison:
-    """Compare ``candidate`` with ``reference`` bit for bit (NaN payloads and signed zeros too)."""
-    steps = reference.spike.shape[0]
-    spikes = int(np.nansum(reference.spike))
-    for field in ("spike", "v_next", "v_trace"):
-        ref, got = getattr(reference, field), getattr(candidate, field)
-        if ref.shape != got.shape or ref.dtype != got.dtype:
+def compare(backend: str, case: str, reference, candidate) -> Comparison:  # noqa: ANN001 - RunResult/TensorRun
+    """Compare every named tensor of ``candidate`` with ``reference``, bit for bit.
+
+    The first tensor is the primary output (spikes, or a network's ``out``),
+    counted as "spike" mismatches; the others are states (``*_trace`` per
+    step, ``*_next`` final), counted as potential mismatches. NaN payloads and
+    signed zeros count.
+    """
+    want, got = reference.tensors(), candidate.tensors()
+    primary = next(iter(want))
+    steps = want[primary].shape[0]
+    spikes = int(np.nansum(want[primary])) if primary == "spike" or primary.endswith("spike") else 0
+    for name, ref in want.items():
+        other = got.get(name)
+        if other is None or ref.shape != other.shape or ref.dtype != other.dtype:
+            found = "missing" if other is None else f"{other.dtype}{list(other.shape)}"
             return Comparison(backend, case, steps, spikes, -1, -1, float("inf"),
-                              f"{field}: {got.dtype}{list(got.shape)} where {ref.dtype}{list(ref.shape)} expected")
-    spike_bad = _bits(reference.spike) != _bits(candidate.spike)
-    trace_bad = _bits(reference.v_trace) != _bits(candidate.v_trace)
-    final_bad = _bits(reference.v_next) != _bits(candidate.v_next)
-    with np.errstate(all="ignore"):
-        diff = np.abs(reference.v_trace.astype(np.float64) - candidate.v_trace.astype(np.float64))
-    diff = np.where(trace_bad, np.nan_to_num(diff, nan=np.inf), 0.0)
+                              f"{name}: {found} where {ref.dtype}{list(ref.shape)} expected")
+    bad = {name: _bits(ref) != _bits(got[name]) for name, ref in want.items()}
+    timed = [n for n in want if not n.endswith("_next")]
+    max_dv = 0.0
+    for name in want:
+        if name != primary and bad[name].any():
+            with np.errstate(all="ignore"):
+                diff = np.abs(want[name].astype(np.float64) - got[name].astype(np.float64))
+            max_dv = max(max_dv, float(np.where(bad[name], np.nan_to_num(diff, nan=np.inf), 0.0).max()))
     first = None
-    if spike_bad.any() or trace_bad.any():
-        t = int(np.argmax((spike_bad | trace_bad).reshape(steps, -1).any(axis=1)))
-        flat = (spike_bad[t] | trace_bad[t]).reshape(-1)
-        index = np.unravel_index(int(np.argmax(flat)), spike_bad.shape[1:])
-        first = (
-            f"step {t}, index {tuple(int(i) for i in index)}: spike {_show(candidate.spike[t][index])} "
-            f"vs reference {_show(reference.spike[t][index])}; v {_show(candidate.v_trace[t][index])} "
-            f"vs reference {_show(reference.v_trace[t][index])}"
-        )
-    elif final_bad.any():
-        index = np.unravel_index(int(np.argmax(final_bad.reshape(-1))), final_bad.shape)
-        first = (f"final state, index {tuple(int(i) for i in index)}: {_show(candidate.v_next[index])} "
-                 f"vs reference {_show(reference.v_next[index])}")
+    per_step = [bad[n].reshape(steps, -1).any(axis=1) for n in timed if steps]
+    if per_step and np.any(per_step):
+        t = int(np.argmax(np.any(per_step, axis=0)))
+        name = next(n for n in timed if bad[n][t].any())
+        index = np.unravel_index(int(np.argmax(bad[name][t].reshape(-1))), bad[name].shape[1:])
+        first = (f"step {t}, {name} index {tuple(int(i) for i in index)}: {_show(got[name][t][index])} "
+                 f"vs reference {_show(want[name][t][index])}")
+        if name != primary and primary in timed:
+            first += (f"; {primary} {_show(got[primary][t][index])} vs reference {_show(want[primary][t][index])}"
+                      if got[primary][t].shape == bad[name].shape[1:] else "")
+    else:
+        final = next((n for n in want if n.endswith("_next") and bad[n].any()), None)
+        if final is not None:
+            index = np.unravel_index(int(np.argmax(bad[final].reshape(-1))), bad[final].shape)
+            first = (f"final state {final}, index {tuple(int(i) for i in index)}: {_show(got[final][index])} "
+                     f"vs reference {_show(want[final][index])}")
     return Comparison(
-        backend, case, steps, spikes,
-        int(spike_bad.sum()), int(trace_bad.sum() + final_bad.sum()),
-        float(diff.max()) if diff.size else 0.0, first,
+        backend, case, steps, spikes, int(bad[primary].sum()),
+        int(sum(bad[n].sum() for n in want if n != primary)), max_dv, first,
     )

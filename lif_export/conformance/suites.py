@@ -60,3 +60,39 @@ SUITES: list[SuiteCase] = [
     SuiteCase("special_values", inputs.special_values, 60, 500),
     SuiteCase("long", inputs.random_currents(1.0), 1000, 10_000, batch=2),
 ]
+
+
+@dataclass(frozen=True)
+class NetworkSuiteCase:
+    """Inputs for a whole network: ``x[T, batch, *features]``, states zeros (or random)."""
+
+    name: str
+    scale: float
+    steps: int
+    full_steps: int
+    batch: int = 4
+    random_state: bool = False
+
+    def build(self, manifest: dict, full: bool, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        entry = next(a for a in manifest["artifacts"] if a["name"] == "onnx_step")
+        dtype = np.dtype(entry["inputs"][0]["dtype"])
+        rng = np.random.default_rng(seed)
+        features = entry["inputs"][0]["shape"][1:]
+        x = (rng.random((self.full_steps if full else self.steps, self.batch, *features)) * self.scale).astype(dtype)
+        states = {}
+        for tensor in entry["inputs"][1:]:
+            shape = (self.batch, *tensor["shape"][1:])
+            states[tensor["name"]] = (rng.random(shape).astype(dtype) if self.random_state
+                                      else np.zeros(shape, dtype))
+        return x, states
+
+
+NETWORK_SUITES: list[NetworkSuiteCase] = [
+    NetworkSuiteCase("net_random", 1.0, 50, 500),
+    NetworkSuiteCase("net_strong", 4.0, 50, 500),
+    NetworkSuiteCase("net_random_state", 1.0, 30, 300, random_state=True),
+    NetworkSuiteCase("net_zeros", 0.0, 10, 100),
+    NetworkSuiteCase("net_batch1", 2.0, 50, 500, batch=1),
+    NetworkSuiteCase("net_batch64", 2.0, 20, 200, batch=64),
+    NetworkSuiteCase("net_long", 2.0, 300, 5000, batch=2),
+]

@@ -25,11 +25,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..backends import REGISTRY, Backend, Context, EagerSequence, RunResult
+from ..backends.base import TensorRun
+from ..backends.network import TorchScriptNetwork
 from ..export import manifest as manifest_mod
 from ..export import onnx_graphs, vectors
 from ..export.spec import NeuronSpec
 from .compare import Comparison, compare
-from .suites import SUITES, SuiteCase
+from .suites import NETWORK_SUITES, SUITES, SuiteCase
 
 
 @dataclass
@@ -79,7 +81,7 @@ def build_backends(ctx: Context, families: Iterable[str] | None = None) -> list[
     return [backend for family in selected for backend in REGISTRY[family](ctx)]
 
 
-def _run(backend: Backend, case: str, x: np.ndarray, v0: np.ndarray, expected: RunResult) -> Comparison:
+def _run(backend: Backend, case: str, x: np.ndarray, v0, expected) -> Comparison:  # noqa: ANN001
     try:
         return compare(backend.name, case, expected, backend.run(x, v0))
     except Exception as err:  # noqa: BLE001 - a crashing backend is a reported failure
@@ -99,6 +101,8 @@ def verify_dir(
     report = VerifyReport(models_dir)
     manifest = manifest_mod.load_manifest(models_dir)
     report.checksum_failures, unusable = check_checksums(models_dir, manifest)
+    if "network" in manifest:
+        return _verify_network(models_dir, manifest, unusable, report, full, families, cases, progress)
     spec = NeuronSpec.from_json(manifest["neuron"])
     ctx = Context(models_dir, manifest, full, unusable)
     reference = EagerSequence(spec)
@@ -125,11 +129,44 @@ def verify_dir(
     return report
 
 
+def _verify_network(models_dir: Path, manifest: dict, unusable: frozenset[str], report: VerifyReport, full: bool,
+                    families: Iterable[str] | None, cases: Iterable[str] | None, progress: bool) -> VerifyReport:
+    """A network: every artifact against the scripted eager network (its sequence artifact) on the
+    network suites, and against the golden vectors, which the eager network computed at export."""
+    ctx = Context(models_dir, manifest, full, unusable)
+    backends = build_backends(ctx, ["network"] if families is None else families)
+    wanted = None if cases is None else set(cases)
+    suites = [s for s in NETWORK_SUITES if wanted is None or s.name in wanted]
+    golden = [v for v in manifest["vectors"]
+              if wanted is None or v["case"] in wanted or f"golden:{v['case']}" in wanted]
+    reference = TorchScriptNetwork(ctx, "torchscript_sequence") if ctx.usable("torchscript_sequence") else None
+    if reference is None:
+        report.errors.append("torchscript_sequence failed its checksum: the network suites have no reference")
+        suites = []
+    total = len(suites) * len(backends) + len(golden) * len(backends)
+    with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress, file=sys.stderr,
+              leave=False) as bar:
+        for suite in suites:
+            x, states = suite.build(manifest, full)
+            expected = reference.run(x, states)
+            for backend in backends:
+                report.comparisons.append(_run(backend, suite.name, x, states, expected))
+                bar.update()
+        for entry in golden:
+            ins, outs = vectors.read_case(models_dir / entry["dir"])
+            x = ins.pop("x")
+            for backend in backends:
+                report.comparisons.append(_run(backend, f"golden:{entry['case']}", x, ins, TensorRun(outs)))
+                bar.update()
+    return report
+
+
 def _select_suites(cases: Iterable[str] | None) -> list[SuiteCase]:
     if cases is None:
         return list(SUITES)
     wanted = set(cases)
-    known = {s.name for s in SUITES} | {f"golden:{c}" for c in vectors.CASES} | set(vectors.CASES)
+    known = ({s.name for s in SUITES} | {f"golden:{c}" for c in vectors.CASES} | set(vectors.CASES)
+             | {s.name for s in NETWORK_SUITES})
     unknown = sorted(wanted - known)
     if unknown:
         raise ValueError(f"case must be one of {sorted(known)}, got {unknown}")

@@ -96,14 +96,16 @@ def save_tensor(folder: Path, stem: str, name: str, array: np.ndarray) -> None:
 
 
 def read_case(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """``(inputs, outputs)`` of a case folder, by tensor name, from the ``.pb`` files."""
+    """``(inputs, outputs)`` of a case folder, by tensor name, from its ``input_*.pb``/``output_*.pb`` files."""
     from onnx import TensorProto
 
-    def load(stem: str) -> tuple[str, np.ndarray]:
+    def load(path: Path) -> tuple[str, np.ndarray]:
         proto = TensorProto()
-        proto.ParseFromString((folder / f"{stem}.pb").read_bytes())
+        proto.ParseFromString(path.read_bytes())
         return proto.name, numpy_helper.to_array(proto).copy()  # writable, for torch.from_numpy
 
-    inputs = dict(load(f"input_{i}") for i in range(len(STEP_INPUTS)))
-    outputs = dict(load(f"output_{i}") for i in range(len(SEQUENCE_OUTPUTS)))
-    return inputs, outputs
+    def numbered(prefix: str) -> dict[str, np.ndarray]:
+        files = sorted(folder.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
+        return dict(load(p) for p in files)
+
+    return numbered("input"), numbered("output")
