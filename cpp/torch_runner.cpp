@@ -3,6 +3,7 @@
 // Calls each artifact's method named in manifest.json: `forward` of the step module,
 // `step` of the scripted seed LIFNeuron, `forward_trace` of the sequence module
 // (on chunks of steps), feeding each state output back into its state input.
+// Networks use the "state_list" calling convention: (x, [states]) -> (out, [states] [, [traces]]).
 #include <torch/script.h>
 
 #include "common/harness.hpp"
@@ -32,16 +33,31 @@ lif::CallFn load(const lif::Json& artifact, const std::string& path) {
   const std::string method = artifact["method"].str();
   if (!module->find_method(method))
     throw lif::UsageError(path + " has no method '" + method + "' (named by the manifest)");
-  return [module, method](const std::vector<const lif::Array*>& inputs) {
+  const bool state_list =
+      artifact.has("calling_convention") && artifact["calling_convention"].str() == "state_list";
+  return [module, method, state_list](const std::vector<const lif::Array*>& inputs) {
     torch::NoGradGuard no_grad;
     std::vector<torch::jit::IValue> args;
-    for (const lif::Array* a : inputs) args.emplace_back(to_tensor(*a));
+    if (state_list) {  // (x, [state tensors in manifest order])
+      c10::List<torch::Tensor> states;
+      for (size_t i = 1; i < inputs.size(); ++i) states.push_back(to_tensor(*inputs[i]));
+      args = {to_tensor(*inputs[0]), states};
+    } else {
+      for (const lif::Array* a : inputs) args.emplace_back(to_tensor(*a));
+    }
     torch::jit::IValue out = module->get_method(method)(args);
     std::vector<lif::Array> result;
+    auto append = [&result](const torch::jit::IValue& value) {
+      if (value.isTensorList()) {
+        for (const torch::Tensor& t : value.toTensorVector()) result.push_back(to_array(t));
+      } else {
+        result.push_back(to_array(value.toTensor()));
+      }
+    };
     if (out.isTuple()) {
-      for (const auto& element : out.toTupleRef().elements()) result.push_back(to_array(element.toTensor()));
+      for (const auto& element : out.toTupleRef().elements()) append(element);
     } else {
-      result.push_back(to_array(out.toTensor()));
+      append(out);
     }
     return result;
   };
