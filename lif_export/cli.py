@@ -90,6 +90,20 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--small", action="store_true", help="tiny sizes: checks the paths, not their speed")
     bench.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
 
+    digits = sub.add_parser(
+        "digits", help="train a spiking network on the bundled 8x8 digits, export it, verify every backend",
+        description="Train ExactLinear/LIF/LIF/SynapticLIF/LeakyIntegrator on scikit-learn's bundled digits "
+        "with surrogate gradients, export it (ONNX and TorchScript, every state explicit), verify it, and "
+        "check that eager PyTorch, TorchScript, onnxruntime and the C++ runners give identical predictions "
+        "on the whole test set.",
+    )
+    digits.add_argument("--out", type=Path, default=Path("models/digits"), help="export folder (default models/digits)")
+    digits.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    digits.add_argument("--steps", type=int, default=12, help="time steps per image (default 12)")
+    digits.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    digits.add_argument("--figure", type=Path, default=Path("digits_raster.png"),
+                        help="spike raster of one test example (PNG)")
+
     plot = sub.add_parser(
         "plot", help="plot membrane potential over time (PNG)",
         description="Simulate neurons under a constant or random input and write a PNG of the "
@@ -188,6 +202,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_digits(args: argparse.Namespace) -> int:
+    from .examples.digits import run_example
+
+    for flag, value in (("--epochs", args.epochs), ("--steps", args.steps)):
+        if value < 1:
+            raise CliError(f"{flag} must be >= 1, got {value}")
+    summary = run_example(args.out, args.epochs, args.steps, args.figure, args.seed)
+    identical = all(b["identical_to_eager"] for b in summary["backends"].values()) and all(
+        v != "MISMATCH" for v in summary["cpp"].values())
+    return 0 if summary["verify_ok"] and identical else 1
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     import torch
 
@@ -209,7 +235,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "verify": _cmd_verify, "bench": _cmd_bench, "plot": _cmd_plot}
+COMMANDS = {"export": _cmd_export, "verify": _cmd_verify, "bench": _cmd_bench, "digits": _cmd_digits,
+            "plot": _cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,11 +57,14 @@ def export_network(
     dtype: str = "float32",
     opset: int = DEFAULT_OPSET,
     report: Callable[[str], None] | None = None,
+    extra_cases: dict[str, tuple[str, np.ndarray]] | None = None,
 ) -> ExportResult:
     """Export ``net`` (eval mode) for inputs ``[batch, *feature_shape]``.
 
-    Raises ``TypeError`` for a layer that cannot be exported bit-identically
-    (e.g. an ordinary ``nn.Linear``), before anything is written.
+    ``extra_cases`` adds golden-vector cases of your own: name -> (description,
+    ``x[time, batch, *feature_shape]``). Raises ``TypeError`` for a layer that
+    cannot be exported bit-identically (e.g. an ordinary ``nn.Linear``), before
+    anything is written.
     """
     if not isinstance(net, SpikingSequential):
         raise TypeError(f"net must be a SpikingSequential, got {type(net).__name__}")
@@ -116,8 +119,14 @@ def export_network(
          "kind": "stateful_network", "method": "step", "calling_convention": "state_list", **step_io},
     ]
 
+    cases_x = {
+        case: (description, make((steps, BATCH, *feature_shape), np.random.default_rng(j)))
+        for j, (case, (description, steps, make)) in enumerate(NETWORK_CASES.items())
+    }
+    cases_x.update(extra_cases or {})
+
     def build(staging: Path) -> dict:
-        total = len(entries) + len(NETWORK_CASES)
+        total = len(entries) + len(cases_x)
         builders = {
             "onnx_step": lambda e: write_onnx(step_model("network_step", Graph(), onnx_step, x_dims, "out", out_dims,
                                                          states, elem, opset, embedded_metadata(e)),
@@ -134,10 +143,10 @@ def export_network(
             builders[entry["name"]](entry)
             report(progress_line(i, total, staging, entry))
         cases = []
-        for j, (case, (description, steps, make)) in enumerate(NETWORK_CASES.items(), len(entries) + 1):
-            x = np.ascontiguousarray(make((steps, BATCH, *feature_shape), np.random.default_rng(j)).astype(np_dtype))
+        for j, (case, (description, x)) in enumerate(cases_x.items(), len(entries) + 1):
+            x = np.ascontiguousarray(np.asarray(x).astype(np_dtype))
             cases.append(write_network_case(net, case, description, x, staging / "vectors" / case, dtype))
-            report(f"[{j}/{total}] vectors/{case:<12} golden vectors, {steps} steps")
+            report(f"[{j}/{total}] vectors/{case:<12} golden vectors, {x.shape[0]} steps x batch {x.shape[1]}")
         return manifest_mod.new_manifest(entries, cases, network=network)
 
     return write_set(out_dir, build)

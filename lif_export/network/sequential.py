@@ -121,7 +121,7 @@ class StatefulNetwork(nn.Module):
     def __init__(self, network: SpikingSequential) -> None:
         super().__init__()
         self.network = network
-        self.state: list[Tensor] = []
+        self.state = []
 
     def forward(self, x: Tensor) -> Tensor:
         if len(self.state) == 0:
