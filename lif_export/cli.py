@@ -53,6 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--state-dict", type=Path, default=None,
                         help="take (per-neuron) beta/threshold/v_reset from a saved state_dict")
     export.add_argument("--prefix", default="", help="key prefix of the LIF module in --state-dict (e.g. 'lif.')")
+    export.add_argument("--network", type=Path, default=None,
+                        help="export a whole SpikingSequential saved with torch.save(net, PATH) (a pickle: "
+                        "load only files you trust); --features gives its input shape, e.g. 64")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _add_neuron_args(export)
 
@@ -128,6 +131,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export.onnx_graphs import DEFAULT_OPSET
     from .export.spec import NeuronSpec, parse_feature_shape, spec_from_state_dict
 
+    if args.network is not None:
+        return _export_network(args)
     if args.state_dict is not None:
         if not args.state_dict.is_file():
             raise CliError(f"--state-dict {str(args.state_dict)!r} does not exist")
@@ -147,6 +152,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print(f"{a['file']:<20} {a['format']:<12} {a['kind']:<16} {ins:<8} {outs:<22} {a['sha256'][:16]}")
         neuron = result.manifest["neuron"]
         print(f"neuron: reset={neuron['reset']} dtype={neuron['dtype']} feature_shape={neuron['feature_shape']}")
+    return 0
+
+
+def _export_network(args: argparse.Namespace) -> int:
+    import torch
+
+    from .export.onnx_graphs import DEFAULT_OPSET
+    from .export.spec import parse_feature_shape
+    from .network import SpikingSequential
+    from .network.export import export_network
+
+    if not args.network.is_file():
+        raise CliError(f"--network {str(args.network)!r} does not exist")
+    features = parse_feature_shape(args.features)
+    if not all(isinstance(d, int) for d in features):
+        raise CliError(f"--features must give the network's input shape as integers (e.g. 64), got {args.features!r}")
+    net = torch.load(args.network, map_location="cpu", weights_only=False)
+    if not isinstance(net, SpikingSequential):
+        raise CliError(f"--network must hold a SpikingSequential, got {type(net).__name__}")
+    report = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    result = export_network(net, features, args.out, dtype=args.dtype or "float32",
+                            opset=args.opset or DEFAULT_OPSET, report=report)
+    if not args.quiet:
+        names = result.manifest["network"]["state_names"]
+        print(f"\nwrote {len(result.manifest['artifacts'])} artifacts and manifest.json to {args.out}/; "
+              f"{len(names)} state tensors: {', '.join(names)}")
     return 0
 
 

@@ -101,3 +101,14 @@ def test_bad_arguments_and_manifests_exit_2(runners, exported, tmp_path, name):
 def test_help(runners, name):
     result = run(runners[name], "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+@pytest.mark.parametrize("name, runs", [("lif_ort_runner", 2 * 4), ("lif_torch_runner", 3 * 4)])
+def test_runner_drives_a_whole_network_from_the_manifest(runners, tmp_path, name, runs):
+    from lif_export.network.export import export_network
+    from tests.test_network import all_models_network
+
+    export_network(all_models_network(), (8,), tmp_path)
+    result = run(runners[name], str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"OK: {runs} runs, 0 mismatching" in result.stdout

@@ -97,7 +97,7 @@ def train(data: DigitsData, epochs: int = 15, steps: int = 12, batch: int = 64, 
 
 def accuracy(net: SpikingSequential, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
     with torch.no_grad():
-        return float((readout(net, x, steps).argmax(1) == y).float().mean())
+        return int((readout(net, x, steps).argmax(1) == y).sum()) / len(y)
 
 
 def raster(net: SpikingSequential, image: torch.Tensor, label: int, steps: int, path: Path) -> Path:
@@ -127,18 +127,18 @@ def raster(net: SpikingSequential, image: torch.Tensor, label: int, steps: int, 
             state = new_state
             readouts.append(h[0])
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), gridspec_kw={"width_ratios": [1, 2, 2, 2]})
-    axes[0].imshow(image.reshape(8, 8), cmap="gray_r")
+    axes[0].imshow(image.reshape(8, 8).numpy(), cmap="gray_r")
     axes[0].set_title(f"input (label {label})")
     axes[0].axis("off")
     for ax, (i, spikes) in zip(axes[1:3], hidden.items(), strict=True):
-        s = torch.stack(spikes).T
-        t, n = torch.nonzero(s, as_tuple=True)[1], torch.nonzero(s, as_tuple=True)[0]
+        s = torch.stack(spikes).T.numpy()
+        n, t = np.nonzero(s)
         ax.scatter(t, n, s=4, marker="|", color="black")
         ax.set_title(f"layer {i} spikes ({int(s.sum())})")
         ax.set_xlabel("time step")
         ax.set_ylabel("neuron")
         ax.set_xlim(-0.5, steps - 0.5)
-    r = torch.stack(readouts)
+    r = torch.stack(readouts).numpy()
     for k in range(10):
         axes[3].plot(r[:, k], lw=2.5 if k == label else 0.8, label=str(k) if k == label else None)
     axes[3].set_title("readout potential (label bold)")
@@ -190,7 +190,7 @@ def run_example(out_dir: Path, epochs: int, steps: int, figure: Path | None, see
     summary = {"test_accuracy": test_acc, "verify_ok": verification.ok, "backends": {}, "cpp": {}}
     for name, predicted in rows:
         same = bool(np.array_equal(predicted, eager))
-        acc = float((predicted == labels).mean())
+        acc = int((predicted == labels).sum()) / len(labels)
         summary["backends"][name] = {"accuracy": acc, "identical_to_eager": same}
         report(f"  {name:<45} accuracy {acc:.4f}  predictions identical to eager: {'yes' if same else 'NO'}")
     for runner in ("lif_ort_runner", "lif_torch_runner"):

@@ -70,7 +70,7 @@ class Stateless(nn.Module):
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        self.state_names: list[str] = []
+        self.state_names = []  # a constant: TorchScript sees an empty tuple
 
     @torch.jit.export
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:

@@ -43,10 +43,10 @@ class SpikingSequential(nn.Module):
                 raise TypeError(f"layer {i} must be an nn.Module, got {type(layer).__name__}")
             wrapped.append(layer if isinstance(layer, (StatefulLayer, Stateless)) else Stateless(layer))
         self.layers = nn.ModuleList(wrapped)
-        self.state_names: list[str] = [
+        self.state_names = [
             f"state.{i}.{name}" for i, layer in enumerate(wrapped) for name in layer.state_names
         ]
-        self.state_counts: list[int] = [len(layer.state_names) for layer in wrapped]
+        self.state_counts = [len(layer.state_names) for layer in wrapped]
 
     @torch.jit.export
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
@@ -76,8 +76,15 @@ class SpikingSequential(nn.Module):
     def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         return self.step(x, state)
 
+    def _empty_output(self, x: Tensor, state: list[Tensor]) -> Tensor:
+        """``out[0, ...]`` for a zero-length sequence (its shape from one step on zeros)."""
+        probe, _ = self.step(torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device), state)
+        return torch.empty([0] + list(probe.shape), dtype=x.dtype, device=x.device)
+
     @torch.jit.export
     def forward_sequence(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        if x.size(0) == 0:
+            return self._empty_output(x, state), state
         outs: list[Tensor] = []
         for x_t in x.unbind(0):
             out, state = self.step(x_t, state)
@@ -86,6 +93,8 @@ class SpikingSequential(nn.Module):
 
     @torch.jit.export
     def forward_trace(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        if x.size(0) == 0:
+            return self._empty_output(x, state), state, [torch.empty([0] + list(s.shape), dtype=s.dtype) for s in state]
         outs: list[Tensor] = []
         history: list[list[Tensor]] = []
         for x_t in x.unbind(0):
