@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,26 +187,63 @@ def matrix_specs() -> list[NeuronSpec]:
     return specs
 
 
-def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
-    """Export and verify every configuration of :func:`matrix_specs`, and every opset."""
-    from ..export import export
+def model_networks() -> dict[str, object]:
+    """One small network per neuron model (and reset), for each model's own conformance cases."""
+    import torch
 
-    report = VerifyReport(Path("<matrix>"))
+    from ..network import (
+        AdaptiveLIFLayer,
+        ExactLinear,
+        LeakyIntegratorLayer,
+        LIFLayer,
+        RecurrentLIFLayer,
+        SpikingSequential,
+        SynapticLIFLayer,
+    )
+
+    def net(layer) -> SpikingSequential:  # noqa: ANN001
+        torch.manual_seed(0)
+        return SpikingSequential(ExactLinear(6, 8), layer, ExactLinear(8, 3), LeakyIntegratorLayer(3))
+
+    nets = {f"lif/{r}": net(LIFLayer(8, beta=torch.linspace(0, 1, 8), v_reset=-0.25, reset=r))
+            for r in ("zero", "subtract", "none")}
+    nets.update({f"synaptic/{r}": net(SynapticLIFLayer(8, alpha=0.7, reset=r)) for r in ("zero", "subtract")})
+    nets.update({f"adaptive/{r}": net(AdaptiveLIFLayer(8, rho=0.9, b=0.3, reset=r)) for r in ("zero", "subtract")})
+    nets["recurrent/zero"] = net(RecurrentLIFLayer(8))
+    nets["leaky_integrator"] = net(LeakyIntegratorLayer(8, beta=0.8))
+    return nets
+
+
+def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
+    """Export and verify every configuration of :func:`matrix_specs`, every opset, and a small
+    network per neuron model in both dtypes."""
+    from ..export import export
+    from ..network.export import export_network
+
     newest = onnx_graphs.newest_runnable_opset()
-    configs = [(spec, onnx_graphs.DEFAULT_OPSET) for spec in matrix_specs()]
-    configs += [(NeuronSpec(), opset) for opset in range(onnx_graphs.MIN_OPSET, newest + 1)
-                if opset != onnx_graphs.DEFAULT_OPSET]
-    for spec, opset in configs:
+    exports: list[tuple[str, Callable[[str], object]]] = []
+    for spec in matrix_specs():
+        per_neuron = "per-neuron" if isinstance(spec.beta, list) else "scalar"
+        exports.append((f"{spec.dtype}/{spec.reset}/{per_neuron}/opset={onnx_graphs.DEFAULT_OPSET}",
+                        lambda tmp, spec=spec: export(spec, tmp)))
+    for opset in range(onnx_graphs.MIN_OPSET, newest + 1):
+        if opset != onnx_graphs.DEFAULT_OPSET:
+            exports.append((f"float32/zero/scalar/opset={opset}",
+                            lambda tmp, o=opset: export(NeuronSpec(), tmp, opset=o)))
+    for name, network in model_networks().items():
+        for dtype in ("float32", "float64"):
+            exports.append((f"network {name}/{dtype}",
+                            lambda tmp, n=network, d=dtype: export_network(n, (6,), tmp, dtype=d)))
+    report = VerifyReport(Path("<matrix>"))
+    for label, write in exports:
         with tempfile.TemporaryDirectory(prefix="lif-export-matrix-") as tmp:
-            export(spec, tmp, opset=opset)
+            write(tmp)
             sub = verify_dir(Path(tmp), full=False, progress=progress)
-            per_neuron = "per-neuron" if isinstance(spec.beta, list) else "scalar"
-            label = f"{spec.dtype}/{spec.reset}/{per_neuron}/opset={opset}"
-            for c in sub.comparisons:
-                c.case = f"{label}:{c.case}"
-            report.extend(sub)
-            bad = len(sub.mismatches) + len(sub.errors) + len(sub.checksum_failures)
-            report_line(f"matrix {label:<40} {len(sub.comparisons):4d} runs, {bad} mismatches")
+        for c in sub.comparisons:
+            c.case = f"{label}:{c.case}"
+        report.extend(sub)
+        bad = len(sub.mismatches) + len(sub.errors) + len(sub.checksum_failures)
+        report_line(f"matrix {label:<40} {len(sub.comparisons):4d} runs, {bad} mismatches")
     return report
 
 
