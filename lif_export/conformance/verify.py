@@ -111,21 +111,14 @@ def verify_dir(
     suites = _select_suites(cases)
     golden = [v for v in manifest["vectors"] if cases is None or f"golden:{v['case']}" in set(cases)
               or v["case"] in set(cases)]
-    total = len(suites) * len(backends) + len(golden) * (len(backends) + 1)
-    with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress,
-              file=sys.stderr, leave=False) as bar:
-        for suite in suites:
-            x, v0 = suite.build(spec, full)
-            expected = reference.run(x, v0)
-            for backend in backends:
-                report.comparisons.append(_run(backend, suite.name, x, v0, expected))
-                bar.update()
-        for entry in golden:
-            ins, outs = vectors.read_case(models_dir / entry["dir"])
-            expected = RunResult(outs["spike"], outs["v_next"], outs["v_trace"])
-            for backend in [reference, *backends]:
-                report.comparisons.append(_run(backend, f"golden:{entry['case']}", ins["x"], ins["v"], expected))
-                bar.update()
+    def golden_case(entry: dict) -> tuple[np.ndarray, np.ndarray, RunResult]:
+        ins, outs = vectors.read_case(models_dir / entry["dir"])
+        return ins["x"], ins["v"], RunResult(outs["spike"], outs["v_next"], outs["v_trace"])
+
+    cases_to_run = [(s.name, lambda s=s: _with_reference(reference, *s.build(spec, full)), backends)
+                    for s in suites]
+    cases_to_run += [(f"golden:{e['case']}", lambda e=e: golden_case(e), [reference, *backends]) for e in golden]
+    _run_cases(report, cases_to_run, models_dir, progress)
     return report
 
 
@@ -143,22 +136,32 @@ def _verify_network(models_dir: Path, manifest: dict, unusable: frozenset[str], 
     if reference is None:
         report.errors.append("torchscript_sequence failed its checksum: the network suites have no reference")
         suites = []
-    total = len(suites) * len(backends) + len(golden) * len(backends)
+    def golden_case(entry: dict) -> tuple[np.ndarray, dict, TensorRun]:
+        ins, outs = vectors.read_case(models_dir / entry["dir"])
+        return ins.pop("x"), ins, TensorRun(outs)
+
+    cases_to_run = [(s.name, lambda s=s: _with_reference(reference, *s.build(manifest, full)), backends)
+                    for s in suites]
+    cases_to_run += [(f"golden:{e['case']}", lambda e=e: golden_case(e), backends) for e in golden]
+    _run_cases(report, cases_to_run, models_dir, progress)
+    return report
+
+
+def _with_reference(reference, x: np.ndarray, initial) -> tuple:  # noqa: ANN001
+    return x, initial, reference.run(x, initial)
+
+
+def _run_cases(report: VerifyReport, cases: list[tuple[str, Callable[[], tuple], list]], models_dir: Path,
+               progress: bool) -> None:
+    """Each case is ``(name, make() -> (x, initial state, expected), backends)``."""
+    total = sum(len(backends) for _, _, backends in cases)
     with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress, file=sys.stderr,
               leave=False) as bar:
-        for suite in suites:
-            x, states = suite.build(manifest, full)
-            expected = reference.run(x, states)
+        for name, make, backends in cases:
+            x, initial, expected = make()
             for backend in backends:
-                report.comparisons.append(_run(backend, suite.name, x, states, expected))
+                report.comparisons.append(_run(backend, name, x, initial, expected))
                 bar.update()
-        for entry in golden:
-            ins, outs = vectors.read_case(models_dir / entry["dir"])
-            x = ins.pop("x")
-            for backend in backends:
-                report.comparisons.append(_run(backend, f"golden:{entry['case']}", x, ins, TensorRun(outs)))
-                bar.update()
-    return report
 
 
 def _select_suites(cases: Iterable[str] | None) -> list[SuiteCase]:

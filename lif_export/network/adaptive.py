@@ -20,23 +20,19 @@ from .protocol import StatefulLayer
 class AdaptiveLIFLayer(StatefulLayer):
     """``size`` adaptive-threshold LIF neurons. Shape ``[batch, size]``; state ``[v, a]``."""
 
-    __constants__ = ["reset"]
+    __constants__ = [*StatefulLayer.__constants__, "reset"]
 
     def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
                  rho: validation.ParamLike = 0.95, b: validation.ParamLike = 0.2,
                  v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
         super().__init__(size, ["v", "a"], **kwargs)
-        validation.check_beta(self._param("beta", beta))
-        validation.check_threshold(self._param("threshold", threshold))
+        if reset == "none":
+            raise ValueError("reset must be 'zero' or 'subtract' for the adaptive LIF, got 'none'")
+        self._lif_parameters(beta, threshold, v_reset, reset)
         validation.check_unit_interval("rho", self._param("rho", rho))
         b_t = self._param("b", b)
         if bool((~(torch.isfinite(b_t) & (b_t >= 0))).any()):
             raise ValueError(f"b must be finite and >= 0, got {b_t.tolist()}")
-        validation.check_v_reset(self._param("v_reset", v_reset))
-        self.v_reset = validation.canonical_v_reset(self.v_reset)
-        if reset == "none":
-            raise ValueError("reset must be 'zero' or 'subtract' for the adaptive LIF, got 'none'")
-        self.reset: str = validation.check_reset(reset)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         v, a = state[0], state[1]

@@ -13,16 +13,12 @@ class LIFLayer(StatefulLayer):
     Shape: ``x [batch, size]`` -> ``spike [batch, size]``; state ``[v]``.
     """
 
-    __constants__ = ["reset"]
+    __constants__ = [*StatefulLayer.__constants__, "reset"]
 
     def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
                  v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
         super().__init__(size, ["v"], **kwargs)
-        validation.check_beta(self._param("beta", beta))
-        validation.check_threshold(self._param("threshold", threshold))
-        validation.check_v_reset(self._param("v_reset", v_reset))
-        self.v_reset = validation.canonical_v_reset(self.v_reset)
-        self.reset: str = validation.check_reset(reset)
+        self._lif_parameters(beta, threshold, v_reset, reset)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         spike, v_next, u = integrate_and_fire(x, state[0], self.beta, self.threshold, self.v_reset, self.reset)

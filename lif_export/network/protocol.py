@@ -41,6 +41,15 @@ class StatefulLayer(nn.Module):
         self.register_buffer(name, tensor)
         return tensor
 
+    def _lif_parameters(self, beta: validation.ParamLike, threshold: validation.ParamLike,
+                        v_reset: validation.ParamLike, reset: str) -> None:
+        """Register and check the parameters every LIF-type layer has (SPEC.md's valid ranges)."""
+        validation.check_beta(self._param("beta", beta))
+        validation.check_threshold(self._param("threshold", threshold))
+        validation.check_v_reset(self._param("v_reset", v_reset))
+        self.v_reset = validation.canonical_v_reset(self.v_reset)
+        self.reset: str = validation.check_reset(reset)
+
     @torch.jit.export
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
         return [torch.zeros([batch, self.size], dtype=dtype) for _ in self.state_names]

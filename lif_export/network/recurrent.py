@@ -19,16 +19,12 @@ from .protocol import StatefulLayer
 class RecurrentLIFLayer(StatefulLayer):
     """``size`` LIF neurons with all-to-all recurrent weights. Shape ``[batch, size]``; state ``[v, s]``."""
 
-    __constants__ = ["reset"]
+    __constants__ = [*StatefulLayer.__constants__, "reset"]
 
     def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
                  v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
         super().__init__(size, ["v", "s"], **kwargs)
-        validation.check_beta(self._param("beta", beta))
-        validation.check_threshold(self._param("threshold", threshold))
-        validation.check_v_reset(self._param("v_reset", v_reset))
-        self.v_reset = validation.canonical_v_reset(self.v_reset)
-        self.reset: str = validation.check_reset(reset)
+        self._lif_parameters(beta, threshold, v_reset, reset)
         self.recurrent = ExactLinear(size, size, bias=False)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:

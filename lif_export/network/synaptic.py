@@ -18,18 +18,14 @@ from .protocol import StatefulLayer
 class SynapticLIFLayer(StatefulLayer):
     """``size`` current-based LIF neurons. Shape ``[batch, size]``; state ``[i, v]``."""
 
-    __constants__ = ["reset"]
+    __constants__ = [*StatefulLayer.__constants__, "reset"]
 
     def __init__(self, size: int, alpha: validation.ParamLike = 0.8, beta: validation.ParamLike = 0.9,
                  threshold: validation.ParamLike = 1.0, v_reset: validation.ParamLike = 0.0, reset: str = "zero",
                  **kwargs) -> None:
         super().__init__(size, ["i", "v"], **kwargs)
         validation.check_unit_interval("alpha", self._param("alpha", alpha))
-        validation.check_beta(self._param("beta", beta))
-        validation.check_threshold(self._param("threshold", threshold))
-        validation.check_v_reset(self._param("v_reset", v_reset))
-        self.v_reset = validation.canonical_v_reset(self.v_reset)
-        self.reset: str = validation.check_reset(reset)
+        self._lif_parameters(beta, threshold, v_reset, reset)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         i_next = self.alpha * state[0] + x
