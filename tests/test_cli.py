@@ -60,3 +60,14 @@ def test_export_script_is_the_same_command(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "manifest.json").is_file()
+
+
+def test_digits_command(tmp_path, capsys):
+    assert cli(["digits", "--epochs", "0"]) == 2
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    code = cli(["digits", "--epochs", "1", "--steps", "3", "--out", str(tmp_path / "digits"),
+                "--figure", str(tmp_path / "raster.png")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "test accuracy" in out and "predictions identical to eager: NO" not in out
+    assert (tmp_path / "digits" / "network_step.onnx").is_file() and (tmp_path / "raster.png").is_file()
