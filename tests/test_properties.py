@@ -60,3 +60,67 @@ def test_eager_torchscript_onnxruntime_agree(case):
         assert_bitwise_equal(got[0], e_spike, f"{name} spike")
         assert_bitwise_equal(got[1], e_v, f"{name} v_T")
         assert_bitwise_equal(got[2], e_trace, f"{name} trace")
+
+
+@st.composite
+def network_and_input(draw):
+    from lif_export.network import (
+        AdaptiveLIFLayer,
+        ExactLinear,
+        LeakyIntegratorLayer,
+        LIFLayer,
+        RecurrentLIFLayer,
+        SpikingSequential,
+        SynapticLIFLayer,
+    )
+
+    torch.manual_seed(draw(st.integers(0, 2**16)))
+    features = draw(st.integers(1, 6))
+    layers, width = [], features
+    for _ in range(draw(st.integers(1, 3))):
+        size = draw(st.integers(1, 6))
+        reset = draw(st.sampled_from(["zero", "subtract"]))
+        beta = draw(st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+        kind = draw(st.sampled_from(["lif", "synaptic", "adaptive", "recurrent"]))
+        if kind == "lif":
+            model = LIFLayer(size, beta=beta, reset=reset, v_reset=-0.25)
+        elif kind == "synaptic":
+            model = SynapticLIFLayer(size, alpha=0.75, beta=beta, reset=reset)
+        elif kind == "adaptive":
+            model = AdaptiveLIFLayer(size, beta=beta, rho=0.9, b=0.25, reset=reset)
+        else:
+            model = RecurrentLIFLayer(size, beta=beta, reset=reset)
+        layers += [ExactLinear(width, size), model]
+        width = size
+    layers += [ExactLinear(width, 2), LeakyIntegratorLayer(2, beta=0.75)]
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    net = SpikingSequential(*layers).to(torch.float32 if dtype == "float32" else torch.float64).eval()
+    steps, batch = draw(st.integers(1, 12)), draw(st.integers(1, 3))
+    x = draw(arrays(DTYPES[dtype], (steps, batch, features), elements=st.floats(-4, 4, width=32)))
+    return net, dtype, x
+
+
+@settings(max_examples=int(os.environ.get("LIF_HYPOTHESIS_EXAMPLES", "60")) // 3, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(network_and_input())
+def test_networks_agree_across_eager_torchscript_onnxruntime(case):
+    from lif_export.export.onnx_builder import ONNX_DTYPES, Graph, StateIO, sequence_model
+
+    net, dtype, x = case
+    torch_dtype = torch.float32 if dtype == "float32" else torch.float64
+    state = net.initial_state(x.shape[1], torch_dtype)
+    with torch.no_grad():
+        out, final, traces = net.forward_trace(torch.from_numpy(x), state)
+        s_out, s_final, _ = torch.jit.script(net).forward_trace(torch.from_numpy(x), state)
+    states = [StateIO(n, f"{n}_next", f"{n}_trace", ["batch", s.shape[1]]) for n, s in zip(net.state_names, state,
+                                                                                           strict=True)]
+    model = sequence_model("net", Graph(), lambda g, xx, st_: net.to_onnx(g, xx, st_, dtype), ["batch", x.shape[2]],
+                           "out", ["batch", 2], states, ONNX_DTYPES[dtype], 17, {}, None)
+    feed = {"x": x, **{n: s.numpy() for n, s in zip(net.state_names, state, strict=True)}}
+    o_out, *o_rest = ort.InferenceSession(model.SerializeToString()).run(None, feed)
+    assert_bitwise_equal(s_out, out, "torchscript out")
+    assert_bitwise_equal(o_out, out.numpy(), "onnxruntime out")
+    for k, name in enumerate(net.state_names):
+        assert_bitwise_equal(s_final[k], final[k], f"torchscript {name}")
+        assert_bitwise_equal(o_rest[k], final[k].numpy(), f"onnxruntime {name}")
+        assert_bitwise_equal(o_rest[len(states) + k], traces[k].numpy(), f"onnxruntime {name} trace")
