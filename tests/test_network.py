@@ -172,3 +172,48 @@ def test_network_sequence_graph_any_length_and_float64(tmp_path):
         with torch.no_grad():
             want, _ = net.double().forward_sequence(torch.from_numpy(x), net.initial_state(2, torch.float64))
         assert_bitwise_equal(out[0], want.numpy())
+
+
+def conv_network():
+    from lif_export.network import ExactConv2d
+
+    torch.manual_seed(0)
+    return SpikingSequential(
+        ExactConv2d(1, 4, 3, padding=1), LIFLayer((4, 8, 8)), nn.MaxPool2d(2), ExactConv2d(4, 6, 3),
+        SynapticLIFLayer((6, 2, 2), reset="subtract"), nn.Flatten(), ExactLinear(24, 10), LeakyIntegratorLayer(10),
+    ).eval()
+
+
+def test_exact_conv2d_is_exact():
+    from lif_export.network import ExactConv2d
+
+    torch.manual_seed(1)
+    conv = ExactConv2d(3, 2, 3, padding=1)
+    x = torch.randint(0, 17, (1, 3, 5, 5)).float() / 16
+    y = conv(x)
+    weight, bias = (t.detach() for t in conv.quantized())
+    padded = nn.functional.pad(x, (1, 1, 1, 1))
+    for o, i, j in [(0, 0, 0), (1, 2, 3), (0, 4, 4)]:
+        exact = Fraction(float(bias[o])) + sum(
+            Fraction(float(padded[0, c, i + dy, j + dx])) * Fraction(float(weight[o, c, dy, dx]))
+            for c in range(3) for dy in range(3) for dx in range(3))
+        assert y[0, o, i, j].item() == float(np.float32(float(exact)))
+
+
+def test_spiking_conv_network_exports_and_verifies(tmp_path):
+    net = conv_network()
+    manifest = export_network(net, (1, 8, 8), tmp_path).manifest
+    step = next(a for a in manifest["artifacts"] if a["name"] == "onnx_step")
+    assert step["inputs"][0]["shape"] == ["batch", 1, 8, 8]
+    assert step["inputs"][1] == {"name": "state.1.v", "dtype": "float32", "shape": ["batch", 4, 8, 8]}
+    report = verify_dir(tmp_path, progress=False)
+    assert report.ok, [c.first_difference for c in report.mismatches][:3]
+
+
+def test_conv_and_pool_that_cannot_be_reproduced_are_refused(tmp_path):
+    for layer, size in ((nn.Conv2d(1, 2, 3), 8), (nn.MaxPool2d(2, padding=1), 9), (nn.AvgPool2d(2), 4)):
+        with pytest.raises(TypeError, match="cannot export"):
+            export_network(SpikingSequential(layer, nn.Flatten(), LIFLayer(size)), (1, 4, 4), tmp_path / "x")
+    with pytest.raises(ValueError, match=r"feature_shape \(1, 5, 5\) does not fit the network"):
+        export_network(SpikingSequential(nn.Flatten(), LIFLayer(16)), (1, 5, 5), tmp_path / "x")
+    assert not (tmp_path / "x").exists()

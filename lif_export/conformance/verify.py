@@ -190,12 +190,15 @@ def matrix_specs() -> list[NeuronSpec]:
     return specs
 
 
-def model_networks() -> dict[str, object]:
-    """One small network per neuron model (and reset), for each model's own conformance cases."""
+def model_networks() -> dict[str, tuple[object, tuple[int, ...]]]:
+    """One small network per neuron model (and reset), for each model's own conformance cases,
+    and a convolutional one: name -> (network, input feature shape)."""
     import torch
+    from torch import nn
 
     from ..network import (
         AdaptiveLIFLayer,
+        ExactConv2d,
         ExactLinear,
         LeakyIntegratorLayer,
         LIFLayer,
@@ -204,9 +207,9 @@ def model_networks() -> dict[str, object]:
         SynapticLIFLayer,
     )
 
-    def net(layer) -> SpikingSequential:  # noqa: ANN001
+    def net(layer) -> tuple[SpikingSequential, tuple[int, ...]]:  # noqa: ANN001
         torch.manual_seed(0)
-        return SpikingSequential(ExactLinear(6, 8), layer, ExactLinear(8, 3), LeakyIntegratorLayer(3))
+        return SpikingSequential(ExactLinear(6, 8), layer, ExactLinear(8, 3), LeakyIntegratorLayer(3)), (6,)
 
     nets = {f"lif/{r}": net(LIFLayer(8, beta=torch.linspace(0, 1, 8), v_reset=-0.25, reset=r))
             for r in ("zero", "subtract", "none")}
@@ -214,6 +217,9 @@ def model_networks() -> dict[str, object]:
     nets.update({f"adaptive/{r}": net(AdaptiveLIFLayer(8, rho=0.9, b=0.3, reset=r)) for r in ("zero", "subtract")})
     nets["recurrent/zero"] = net(RecurrentLIFLayer(8))
     nets["leaky_integrator"] = net(LeakyIntegratorLayer(8, beta=0.8))
+    torch.manual_seed(0)
+    nets["conv"] = (SpikingSequential(ExactConv2d(1, 3, 3, padding=1), LIFLayer((3, 6, 6)), nn.MaxPool2d(2),
+                                      nn.Flatten(), ExactLinear(27, 4), LeakyIntegratorLayer(4)), (1, 6, 6))
     return nets
 
 
@@ -233,10 +239,10 @@ def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
         if opset != onnx_graphs.DEFAULT_OPSET:
             exports.append((f"float32/zero/scalar/opset={opset}",
                             lambda tmp, o=opset: export(NeuronSpec(), tmp, opset=o)))
-    for name, network in model_networks().items():
+    for name, (network, features) in model_networks().items():
         for dtype in ("float32", "float64"):
             exports.append((f"network {name}/{dtype}",
-                            lambda tmp, n=network, d=dtype: export_network(n, (6,), tmp, dtype=d)))
+                            lambda tmp, n=network, f=features, d=dtype: export_network(n, f, tmp, dtype=d)))
     report = VerifyReport(Path("<matrix>"))
     for label, write in exports:
         with tempfile.TemporaryDirectory(prefix="lif-export-matrix-") as tmp:

@@ -8,12 +8,12 @@ Neuron models (one file each, all under the state protocol of :mod:`.protocol`):
 * :class:`RecurrentLIFLayer` - LIF with recurrent weights; state ``v``, ``s``.
 * :class:`LeakyIntegratorLayer` - non-spiking readout; state ``v``.
 
-:class:`ExactLinear` is the bit-identical linear layer; :class:`SpikingSequential`
-composes them with ``Flatten`` and ``Dropout`` (eval).
+:class:`ExactLinear` and :class:`ExactConv2d` are the bit-identical linear and convolution
+layers; :class:`SpikingSequential` composes them with ``Flatten``, ``MaxPool2d`` and ``Dropout`` (eval).
 """
 
 from .adaptive import AdaptiveLIFLayer
-from .exact import ExactLinear
+from .exact import ExactConv2d, ExactLinear
 from .leaky import LeakyIntegratorLayer
 from .lif import LIFLayer
 from .protocol import StatefulLayer, Stateless
@@ -23,6 +23,7 @@ from .synaptic import SynapticLIFLayer
 
 __all__ = [
     "AdaptiveLIFLayer",
+    "ExactConv2d",
     "ExactLinear",
     "LIFLayer",
     "LeakyIntegratorLayer",

@@ -1,4 +1,4 @@
-"""``ExactLinear``: a linear layer whose result is the same bits on every backend.
+"""``ExactLinear`` and ``ExactConv2d``: layers whose result is the same bits on every backend.
 
 A matrix product's rounding depends on the order in which a library sums
 (MKL, MLAS and Eigen all differ), so an ordinary ``Linear`` cannot be
@@ -35,6 +35,16 @@ def straight_through(x: Tensor, bound: float, scale: float) -> Tensor:
     if x.requires_grad:
         q = q + (x - x.detach())  # exactly +0.0 for finite x: the forward value stays on the grid
     return q
+
+
+def quantize_onnx(layer: nn.Module, g, x: str, dtype: str, hint: str) -> str:  # noqa: ANN001
+    """:func:`quantize` of the layer's input as ONNX nodes: Clip, Mul, Round, Div (each exact)."""
+    np_dtype = np.float32 if dtype == "float32" else np.float64
+    lo = g.const(f"{hint}input_min", np.array(-layer.input_bound, np_dtype))
+    hi = g.const(f"{hint}input_max", np.array(layer.input_bound, np_dtype))
+    scale = g.const(f"{hint}scale", np.array(layer.scale, np_dtype))
+    scaled = g.op("Mul", [g.op("Clip", [x, lo, hi], f"{hint}clip"), scale], f"{hint}scaled")
+    return g.op("Div", [g.op("Round", [scaled], f"{hint}rounded"), scale], f"{hint}xq")
 
 
 class ExactLinear(nn.Module):
@@ -78,12 +88,7 @@ class ExactLinear(nn.Module):
         """The same operations as ``forward``: clip, scale, round, unscale, float64 MatMul and Add, cast back."""
         from ..export.onnx_builder import ONNX_DTYPES
 
-        np_dtype = np.float32 if dtype == "float32" else np.float64
-        lo = g.const(f"{hint}input_min", np.array(-self.input_bound, np_dtype))
-        hi = g.const(f"{hint}input_max", np.array(self.input_bound, np_dtype))
-        scale = g.const(f"{hint}scale", np.array(self.scale, np_dtype))
-        q = g.op("Div", [g.op("Round", [g.op("Mul", [g.op("Clip", [x, lo, hi], f"{hint}clip"), scale],
-                                                  f"{hint}scaled")], f"{hint}rounded"), scale], f"{hint}xq")
+        q = quantize_onnx(self, g, x, dtype, hint)
         with torch.no_grad():
             weight, bias = self.quantized()
         wide = g.op("MatMul", [g.op("Cast", [q], f"{hint}x64", to=ONNX_DTYPES["float64"]),
@@ -94,3 +99,75 @@ class ExactLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class ExactConv2d(nn.Module):
+    """A stride-1 2-D convolution computed exactly, like :class:`ExactLinear`.
+
+    Shape: ``x [batch, in_channels, H, W]`` -> ``[batch, out_channels, H + 2p - k + 1, W + 2p - k + 1]``.
+    The grid bounds hold for up to ``2**17`` terms per output (``in_channels * k * k``).
+    """
+
+    __constants__ = ["in_channels", "out_channels", "kernel_size", "padding", "scale", "input_bound",
+                     "weight_bound"]
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
+        super().__init__()
+        for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                                 ("kernel_size", kernel_size, 1), ("padding", padding, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if in_channels * kernel_size * kernel_size > MAX_IN_FEATURES:
+            raise ValueError(f"in_channels * kernel_size**2 must be <= {MAX_IN_FEATURES} for exact sums")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.padding = kernel_size, padding
+        self.scale, self.input_bound, self.weight_bound = SCALE, INPUT_BOUND, WEIGHT_BOUND
+        fan_in = in_channels * kernel_size * kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def quantized(self) -> tuple[Tensor, Tensor]:
+        return (straight_through(self.weight, self.weight_bound, self.scale),
+                straight_through(self.bias, self.weight_bound, self.scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self.quantized()
+        wide = torch.nn.functional.conv2d(straight_through(x, self.input_bound, self.scale).double(),
+                                          weight.double(), bias.double(), padding=self.padding)
+        return wide.to(x.dtype)
+
+    def to_onnx(self, g, x: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
+        """onnxruntime has no float64 Conv, so the same exact sum as k*k float64 MatMuls over shifted
+        windows (NHWC), added up: every partial sum is exact, so the order does not matter."""
+        from ..export.onnx_builder import ONNX_DTYPES
+
+        k, p = self.kernel_size, self.padding
+        x64 = g.op("Cast", [quantize_onnx(self, g, x, dtype, hint)], f"{hint}x64", to=ONNX_DTYPES["float64"])
+        if p:
+            x64 = g.op("Pad", [x64, g.const(f"{hint}pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64))],
+                       f"{hint}padded")
+        nhwc = g.op("Transpose", [x64], f"{hint}nhwc", perm=[0, 2, 3, 1])
+        shape = g.op("Shape", [nhwc], f"{hint}shape")
+        height = g.op("Slice", [shape, *(g.const(f"{hint}{n}", np.array([v], np.int64)) for n, v in
+                                        (("h_start", 1), ("h_end", 3)))], f"{hint}hw")
+        out_hw = g.op("Sub", [height, g.const(f"{hint}k_minus_1", np.array([k - 1], np.int64))], f"{hint}out_hw")
+        with torch.no_grad():
+            weight, bias = (t.double() for t in self.quantized())
+        total = None
+        for dy in range(k):
+            for dx in range(k):
+                start = g.const(f"{hint}start_{dy}_{dx}", np.array([dy, dx], np.int64))
+                window = g.op("Slice", [nhwc, start, g.op("Add", [start, out_hw], f"{hint}end_{dy}_{dx}"),
+                                        g.const(f"{hint}axes_{dy}_{dx}", np.array([1, 2], np.int64))],
+                              f"{hint}window_{dy}_{dx}")
+                tap = weight[:, :, dy, dx].t().contiguous().numpy()  # [in, out]
+                term = g.op("MatMul", [window, g.const(f"{hint}w_{dy}_{dx}", tap)], f"{hint}term_{dy}_{dx}")
+                total = term if total is None else g.op("Add", [total, term], f"{hint}sum_{dy}_{dx}")
+        total = g.op("Add", [total, g.const(f"{hint}bias", bias.numpy())], f"{hint}biased")
+        nchw = g.op("Transpose", [total], f"{hint}nchw", perm=[0, 3, 1, 2])
+        return g.op("Cast", [nchw], f"{hint}conv", to=ONNX_DTYPES[dtype])
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"padding={self.padding}")

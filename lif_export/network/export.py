@@ -44,7 +44,7 @@ def describe(net: SpikingSequential, dtype: str) -> dict:
         inner = getattr(layer, "module", layer)
         entry = {"index": i, "type": type(inner).__name__, "state": list(layer.state_names)}
         if isinstance(layer, StatefulLayer):
-            entry["size"] = layer.size
+            entry["shape"] = list(layer.shape)
             entry["repr"] = layer.extra_repr()
         layers.append(entry)
     return {"layers": layers, "state_names": list(net.state_names), "dtype": dtype}
@@ -76,19 +76,22 @@ def export_network(
     net = net.to(torch_dtype).eval()
     elem = ONNX_DTYPES[dtype]
 
-    with torch.no_grad():
-        probe, _ = net.step(torch.zeros(1, *feature_shape, dtype=torch_dtype), net.initial_state(1, torch_dtype))
-    x_dims = ["batch", *feature_shape]
-    out_dims = ["batch", *probe.shape[1:]]
-    states = [StateIO(n, f"{n}_next", f"{n}_trace", ["batch", layer_size(net, n)]) for n in net.state_names]
-    # The loop output can be reshaped like the last state when the network ends in a stateful layer.
-    last = net.layers[-1]
-    out_like = len(states) - len(last.state_names) if isinstance(last, StatefulLayer) else None
+    states = [StateIO(n, f"{n}_next", f"{n}_trace", ["batch", *layer_shape(net, n)]) for n in net.state_names]
 
     def onnx_step(g: Graph, x: str, state: list[str]) -> tuple[str, list[str]]:
         return net.to_onnx(g, x, state, dtype)
 
     onnx_step(Graph(), "x", [s.input for s in states])  # refuses unexportable layers before writing
+    try:
+        with torch.no_grad():
+            probe, _ = net.step(torch.zeros(1, *feature_shape, dtype=torch_dtype), net.initial_state(1, torch_dtype))
+    except RuntimeError as err:
+        raise ValueError(f"feature_shape {tuple(feature_shape)} does not fit the network: {err}") from None
+    x_dims = ["batch", *feature_shape]
+    out_dims = ["batch", *probe.shape[1:]]
+    # The loop output can be reshaped like the last state when the network ends in a stateful layer.
+    last = net.layers[-1]
+    out_like = len(states) - len(last.state_names) if isinstance(last, StatefulLayer) else None
 
     def tensor(name: str, dims: list, time: bool = False) -> dict:
         return {"name": name, "dtype": dtype, "shape": (["time", *dims] if time else list(dims))}
@@ -152,9 +155,9 @@ def export_network(
     return write_set(out_dir, build)
 
 
-def layer_size(net: SpikingSequential, state_name: str) -> int:
-    index = int(state_name.split(".")[1])
-    return net.layers[index].size
+def layer_shape(net: SpikingSequential, state_name: str) -> list[int]:
+    """The per-sample shape of a state tensor named ``state.<layer>.<variable>``."""
+    return list(net.layers[int(state_name.split(".")[1])].shape)
 
 
 def write_network_case(net: SpikingSequential, case: str, description: str, x: np.ndarray, folder: Path,

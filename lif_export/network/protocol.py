@@ -3,13 +3,15 @@
 A stateful layer has
 
 * ``state_names``: its state variables, in order (``["v"]``, ``["i", "v"]``, ...);
-* ``initial_state(batch, dtype)``: zeros ``[batch, size]`` for each variable;
+* ``initial_state(batch, dtype)``: zeros ``[batch, *shape]`` for each variable;
 * ``step(x, state) -> (out, new_state)``: one time step, ``state`` a list in ``state_names`` order.
 
 A network flattens its layers' states into one ordered list named
 ``state.<layer>.<variable>`` (see :class:`~lif_export.network.sequential.SpikingSequential`).
 Stateless PyTorch layers join through :class:`Stateless`, whose state is empty.
 """
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -19,25 +21,32 @@ from ..surrogate import DEFAULT_SURROGATE, surrogate_term
 
 
 class StatefulLayer(nn.Module):
-    """Base of the neuron layers: ``size`` neurons, named state, parameters as buffers."""
+    """Base of the neuron layers: named state, parameters as buffers.
 
-    __constants__ = ["size", "state_names", "surrogate", "surrogate_alpha"]
+    ``size`` is the number of neurons (``[batch, size]`` inputs) or the per-sample
+    shape of a feature map (``(C, H, W)`` for inputs ``[batch, C, H, W]``).
+    """
 
-    def __init__(self, size: int, state_names: list[str], surrogate: str = DEFAULT_SURROGATE,
+    __constants__ = ["size", "shape", "state_names", "surrogate", "surrogate_alpha"]
+
+    def __init__(self, size: int | tuple[int, ...], state_names: list[str], surrogate: str = DEFAULT_SURROGATE,
                  surrogate_alpha: float | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        self.size: int = size
+        dims = (size,) if isinstance(size, int) and not isinstance(size, bool) else size
+        if not isinstance(dims, (tuple, list)) or not dims or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+            raise ValueError(f"size must be a positive integer or a tuple of them, got {size!r}")
+        self.shape: list[int] = list(dims)
+        self.size: int = int(math.prod(dims))
         self.state_names: list[str] = list(state_names)
         self.surrogate, self.surrogate_alpha = validation.check_surrogate(surrogate, surrogate_alpha)
         self._dtype = dtype or torch.get_default_dtype()
 
     def _param(self, name: str, value: validation.ParamLike) -> Tensor:
-        """Register a (scalar or per-neuron ``[size]``) parameter buffer."""
+        """Register a (scalar or per-neuron, of the layer's shape) parameter buffer."""
         tensor = validation.as_param_tensor(name, value, self._dtype)
-        if tensor.dim() > 0 and tuple(tensor.shape) != (self.size,):
-            raise ValueError(f"{name} must be a scalar or have shape ({self.size},), got {tuple(tensor.shape)}")
+        if tensor.dim() > 0 and list(tensor.shape) != self.shape:
+            raise ValueError(f"{name} must be a scalar or have shape {tuple(self.shape)}, got {tuple(tensor.shape)}")
         self.register_buffer(name, tensor)
         return tensor
 
@@ -52,7 +61,7 @@ class StatefulLayer(nn.Module):
 
     @torch.jit.export
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
-        return [torch.zeros([batch, self.size], dtype=dtype) for _ in self.state_names]
+        return [torch.zeros([batch] + self.shape, dtype=dtype) for _ in self.state_names]
 
     def with_surrogate(self, spike: Tensor, u: Tensor, threshold: Tensor) -> Tensor:
         """The hard spike, plus the surrogate term (exactly +0.0) when a gradient is needed."""
@@ -65,10 +74,21 @@ class StatefulLayer(nn.Module):
         return g.const(f"{hint}{name}", getattr(self, name).detach().to(_TORCH_DTYPES[dtype]).numpy())
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, state={self.state_names}"
+        shape = self.shape[0] if len(self.shape) == 1 else tuple(self.shape)
+        return f"size={shape}, state={self.state_names}"
 
 
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _pair(value: int | tuple[int, int]) -> list[int]:
+    return [value, value] if isinstance(value, int) else list(value)
+
+
+def _plain_pool(pool: nn.MaxPool2d) -> bool:
+    """A max-pool ONNX's MaxPool reproduces as is: no padding, dilation, ceil mode or indices."""
+    return (_pair(pool.padding) == [0, 0] and _pair(pool.dilation) == [1, 1] and not pool.ceil_mode
+            and not pool.return_indices)
 
 
 class Stateless(nn.Module):
@@ -99,7 +119,11 @@ class Stateless(nn.Module):
             return g.op("Flatten", [x], f"{hint}flat", axis=1), []
         if isinstance(self.module, (nn.Identity, nn.Dropout)):
             return g.op("Identity", [x], f"{hint}identity"), []
+        if isinstance(self.module, nn.MaxPool2d) and _plain_pool(self.module):
+            k, stride = _pair(self.module.kernel_size), _pair(self.module.stride or self.module.kernel_size)
+            return g.op("MaxPool", [x], f"{hint}maxpool", kernel_shape=k, strides=stride), []
         raise TypeError(
-            f"cannot export {type(self.module).__name__}: only ExactLinear, Flatten(start_dim=1), Dropout (eval) "
-            "and Identity are exported bit-identically (an ordinary Linear's sum order differs between backends)"
+            f"cannot export {type(self.module).__name__}: only ExactLinear, ExactConv2d, Flatten(start_dim=1), "
+            "MaxPool2d (no padding/dilation), Dropout (eval) and Identity are exported bit-identically (an "
+            "ordinary Linear's or Conv2d's sum order differs between backends)"
         )

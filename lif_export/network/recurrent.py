@@ -23,6 +23,8 @@ class RecurrentLIFLayer(StatefulLayer):
 
     def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
                  v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
+        if not isinstance(size, int):
+            raise ValueError(f"size must be a positive integer for the recurrent LIF (all-to-all), got {size!r}")
         super().__init__(size, ["v", "s"], **kwargs)
         self._lif_parameters(beta, threshold, v_reset, reset)
         self.recurrent = ExactLinear(size, size, bias=False)
