@@ -81,19 +81,23 @@ def near_threshold(max_ulps: int) -> InputFn:
     return make
 
 
-def special_values(p, shape, dtype, rng):
-    """Random currents with NaN, +-inf, +-0, subnormals and the largest float sprinkled in."""
-    x = random_currents(1.0)(p, shape, dtype, rng)
-    info = np.finfo(dtype)
+def sprinkle_special_values(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x[T, ...]`` with NaN, +-inf, +-0, subnormals and the largest float put into every fifth step."""
+    info = np.finfo(x.dtype)
     specials = np.array(
         [np.nan, np.inf, -np.inf, 0.0, -0.0, info.smallest_subnormal, -info.smallest_subnormal, info.max],
-        dtype=dtype,
+        dtype=x.dtype,
     )
-    flat = x.reshape(shape[0], -1)
-    for t in range(0, shape[0], 5):
+    flat = x.reshape(x.shape[0], -1).copy()
+    for t in range(0, x.shape[0], 5):
         cols = rng.choice(flat.shape[1], size=min(3, flat.shape[1]), replace=False)
         flat[t, cols] = rng.choice(specials, size=len(cols))
-    return flat.reshape(shape)
+    return flat.reshape(x.shape)
+
+
+def special_values(p, shape, dtype, rng):
+    """Random currents with NaN, +-inf, +-0, subnormals and the largest float sprinkled in."""
+    return sprinkle_special_values(random_currents(1.0)(p, shape, dtype, rng), rng)
 
 
 def huge(p, shape, dtype, rng):

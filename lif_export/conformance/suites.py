@@ -72,6 +72,7 @@ class NetworkSuiteCase:
     full_steps: int
     batch: int = 4
     random_state: bool = False
+    special: bool = False  # sprinkle NaN, +-inf, +-0, subnormals and huge values into x
 
     def build(self, manifest: dict, full: bool, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         entry = next(a for a in manifest["artifacts"] if a["name"] == "onnx_step")
@@ -79,6 +80,8 @@ class NetworkSuiteCase:
         rng = np.random.default_rng(seed)
         features = entry["inputs"][0]["shape"][1:]
         x = (rng.random((self.full_steps if full else self.steps, self.batch, *features)) * self.scale).astype(dtype)
+        if self.special:
+            x = inputs.sprinkle_special_values(x, rng)
         states = {}
         for tensor in entry["inputs"][1:]:
             shape = (self.batch, *tensor["shape"][1:])
@@ -92,6 +95,7 @@ NETWORK_SUITES: list[NetworkSuiteCase] = [
     NetworkSuiteCase("net_strong", 4.0, 50, 500),
     NetworkSuiteCase("net_random_state", 1.0, 30, 300, random_state=True),
     NetworkSuiteCase("net_zeros", 0.0, 10, 100),
+    NetworkSuiteCase("net_special_values", 2.0, 30, 300, special=True),
     NetworkSuiteCase("net_batch1", 2.0, 50, 500, batch=1),
     NetworkSuiteCase("net_batch64", 2.0, 20, 200, batch=64),
     NetworkSuiteCase("net_long", 2.0, 300, 5000, batch=2),
