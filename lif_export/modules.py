@@ -99,20 +99,6 @@ class LIFParameters(nn.Module):
             threshold = torch.clamp(threshold, min=self.min_threshold)
         return beta, threshold, self.v_reset
 
-    def config(self) -> dict[str, object]:
-        """The neuron's parameters as plain Python values (for manifests and repr)."""
-        beta, threshold, v_reset = (p.detach() for p in self.neuron_parameters())
-
-        def plain(t: Tensor) -> object:
-            return t.item() if t.dim() == 0 else t.tolist()
-
-        return {
-            "threshold": plain(threshold),
-            "beta": plain(beta),
-            "v_reset": plain(v_reset),
-            "reset": self.reset,
-        }
-
     def extra_repr(self) -> str:
         def show(t: Tensor) -> str:
             return f"{t.item():g}" if t.dim() == 0 else f"per-neuron{tuple(t.shape)}"

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ..export.manifest import find_artifact
+from ..ort_session import OPT_LEVELS, make_session
 from .base import Context, NetworkBackend, TensorRun, chunk_bounds, register
-from .onnxruntime import OPT_LEVELS, make_session
 from .torchscript import TRANSFORMS, _load
 
 

@@ -10,25 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from ..ort_session import OPT_LEVELS, make_session
 from .base import Backend, Context, RunResult, chunk_bounds, register, stack_steps
-
-OPT_LEVELS = {
-    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-
-
-def make_session(path: Path, opt: str = "all", threads: int = 1) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = OPT_LEVELS[opt]
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OrtStep(Backend):

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,10 @@ import onnxruntime as ort
 import torch
 
 from .. import __version__
-from ..backends.onnxruntime import make_session
 from ..export import NeuronSpec, export
 from ..fast import simulate
 from ..fast.stream import OnnxStepStream
+from ..ort_session import make_session
 from .native import load_native, run_native
 
 #: name -> (T, shape of one step)
@@ -49,21 +49,18 @@ class BenchResult:
 
 
 @dataclass
-class Path_:
+class BenchPath:
     name: str
     run: Callable[[], object]  # returns what the equality check compares
-    note: str = ""
-    compare: bool = True
 
 
 @dataclass
-class Context:
+class BenchContext:
     steps: int
     shape: tuple[int, ...]
     x: torch.Tensor
     models: Path
     threads: int
-    paths: list[Path_] = field(default_factory=list)
 
 
 def _time(fn: Callable[[], object], rounds: int) -> tuple[list[float], object]:
@@ -87,7 +84,7 @@ def _same(a: object, b: object) -> bool:
 
 # -- W1 ------------------------------------------------------------------------------------------
 
-def w1_paths(ctx: Context) -> list[Path_]:
+def w1_paths(ctx: BenchContext) -> list[BenchPath]:
     x, spec = ctx.x, NeuronSpec()
     cell, seq = spec.cell(), spec.sequence()
     beta, threshold, v_reset = cell.neuron_parameters()
@@ -122,17 +119,17 @@ def w1_paths(ctx: Context) -> list[Path_]:
         return s, v
 
     return [
-        Path_("eager naive loop (LIFCell per step)", naive),
-        Path_("eager LIFSequence (fast path)", eager_sequence),
-        Path_("lif_export.fast.simulate, preallocated out", fast_out),
-        Path_("TorchScript LIFSequence", torchscript),
-        Path_("onnxruntime sequence graph (Loop)", onnx_sequence),
+        BenchPath("eager naive loop (LIFCell per step)", naive),
+        BenchPath("eager LIFSequence (fast path)", eager_sequence),
+        BenchPath("lif_export.fast.simulate, preallocated out", fast_out),
+        BenchPath("TorchScript LIFSequence", torchscript),
+        BenchPath("onnxruntime sequence graph (Loop)", onnx_sequence),
     ]
 
 
 # -- W2 ------------------------------------------------------------------------------------------
 
-def w2_paths(ctx: Context) -> list[Path_]:
+def w2_paths(ctx: BenchContext) -> list[BenchPath]:
     x, spec = ctx.x, NeuronSpec()
     cell = spec.cell()
     scripted = torch.jit.script(spec.cell())
@@ -165,16 +162,16 @@ def w2_paths(ctx: Context) -> list[Path_]:
         return spikes
 
     return [
-        Path_("eager naive loop (LIFCell per step)", torch_loop(cell)),
-        Path_("TorchScript LIFCell per step", torch_loop(scripted)),
-        Path_("onnxruntime step, session.run", ort_plain),
-        Path_("onnxruntime step, OnnxStepStream (bound I/O)", ort_stream),
+        BenchPath("eager naive loop (LIFCell per step)", torch_loop(cell)),
+        BenchPath("TorchScript LIFCell per step", torch_loop(scripted)),
+        BenchPath("onnxruntime step, session.run", ort_plain),
+        BenchPath("onnxruntime step, OnnxStepStream (bound I/O)", ort_stream),
     ]
 
 
 # -- W3 ------------------------------------------------------------------------------------------
 
-def w3_paths(ctx: Context) -> list[Path_]:
+def w3_paths(ctx: BenchContext) -> list[BenchPath]:
     x, spec = ctx.x, NeuronSpec()
     cell, seq = spec.cell(), spec.sequence()
     scripted = torch.jit.script(spec.sequence())
@@ -198,9 +195,9 @@ def w3_paths(ctx: Context) -> list[Path_]:
         return run
 
     return [
-        Path_("eager naive loop + autograd", naive),
-        Path_("eager LIFSequence (hand-written BPTT)", module(seq)),
-        Path_("TorchScript LIFSequence + autograd", module(scripted)),
+        BenchPath("eager naive loop + autograd", naive),
+        BenchPath("eager LIFSequence (hand-written BPTT)", module(seq)),
+        BenchPath("TorchScript LIFSequence + autograd", module(scripted)),
     ]
 
 
@@ -212,7 +209,7 @@ def cpp_build_dir() -> Path:
     return Path(os.environ.get("LIF_EXPORT_CPP_BUILD") or Path(__file__).resolve().parents[2] / "cpp" / "build")
 
 
-def _cpp_w2(ctx: Context, rounds: int) -> list[BenchResult]:
+def _cpp_w2(ctx: BenchContext, rounds: int) -> list[BenchResult]:
     """The C++ runners' own per-step timing (``--bench``), the state fed back in C++."""
     rows = []
     for runner, artifact in [("lif_ort_runner", "onnx_step"), ("lif_torch_runner", "torchscript_step"),
@@ -240,10 +237,11 @@ def _cpp_w2(ctx: Context, rounds: int) -> list[BenchResult]:
     return rows
 
 
-def _native(ctx: Context, workload: str, rounds: int) -> tuple[BenchResult, object] | None:
+def _native(ctx: BenchContext, workload: str, rounds: int) -> tuple[BenchResult, object | None]:
+    """The native row and its output (``None`` when no compiler built it). W1 and W2 only."""
     lib, note = load_native()
-    if lib is None or workload == "W3":
-        return None if workload == "W3" else (BenchResult(workload, "native C loop", 1, None, None, note=note), None)
+    if lib is None:
+        return BenchResult(workload, "native C loop", 1, None, None, note=note), None
     xn = np.ascontiguousarray(ctx.x.numpy())
     spikes = np.empty_like(xn)
     v = np.zeros(ctx.shape, np.float32)
@@ -306,8 +304,8 @@ def run_bench(
             neuron_steps = steps * int(np.prod(shape))
             for n in threads:
                 torch.set_num_threads(n)
-                ctx = Context(steps, shape, x, Path(tmp), n)
-                native = _native(ctx, workload, rounds) if n == threads[0] else None
+                ctx = BenchContext(steps, shape, x, Path(tmp), n)
+                native = _native(ctx, workload, rounds) if n == threads[0] and workload != "W3" else None
                 rows, baseline_value, naive_ms = [], None, None
                 for i, path in enumerate(PATHS[workload](ctx)):
                     report(f"{workload} threads={n}: {path.name} ...")
@@ -316,14 +314,14 @@ def run_bench(
                     if i == 0:
                         baseline_value, naive_ms = value, med
                     rows.append(BenchResult(workload, path.name, n, med, min(times) * 1e3,
-                                            identical=_same(value, baseline_value), note=path.note))
+                                            identical=_same(value, baseline_value)))
                 if workload == "W2" and n == threads[0]:
                     rows += _cpp_w2(ctx, rounds)
-                if native is not None and native[0].median_ms is not None:
-                    native[0].identical = _same(native[1], baseline_value)
-                    rows.insert(0, native[0])
-                elif native is not None:
-                    rows.insert(0, native[0])
+                if native is not None:
+                    native_row, native_value = native
+                    if native_value is not None:
+                        native_row.identical = _same(native_value, baseline_value)
+                    rows.insert(0, native_row)
                 native_ms = next((r.median_ms for r in results + rows
                                   if r.workload == workload and r.path.startswith("native") and r.median_ms), None)
                 for r in rows:

@@ -31,7 +31,7 @@ from ..export import manifest as manifest_mod
 from ..export import onnx_graphs, vectors
 from ..export.spec import NeuronSpec
 from .compare import Comparison, compare
-from .suites import NETWORK_SUITES, SUITES, SuiteCase
+from .suites import NETWORK_SUITES, SUITES
 
 
 @dataclass
@@ -101,50 +101,54 @@ def verify_dir(
     report = VerifyReport(models_dir)
     manifest = manifest_mod.load_manifest(models_dir)
     report.checksum_failures, unusable = check_checksums(models_dir, manifest)
-    if "network" in manifest:
-        return _verify_network(models_dir, manifest, unusable, report, full, families, cases, progress)
-    spec = NeuronSpec.from_json(manifest["neuron"])
     ctx = Context(models_dir, manifest, full, unusable)
-    reference = EagerSequence(spec)
-    backends = build_backends(ctx, families)
-
-    suites = _select_suites(cases)
-    golden = [v for v in manifest["vectors"] if cases is None or f"golden:{v['case']}" in set(cases)
-              or v["case"] in set(cases)]
-    def golden_case(entry: dict) -> tuple[np.ndarray, np.ndarray, RunResult]:
-        ins, outs = vectors.read_case(models_dir / entry["dir"])
-        return ins["x"], ins["v"], RunResult(outs["spike"], outs["v_next"], outs["v_trace"])
-
-    cases_to_run = [(s.name, lambda s=s: _with_reference(reference, *s.build(spec, full)), backends)
-                    for s in suites]
-    cases_to_run += [(f"golden:{e['case']}", lambda e=e: golden_case(e), [reference, *backends]) for e in golden]
-    _run_cases(report, cases_to_run, models_dir, progress)
-    return report
-
-
-def _verify_network(models_dir: Path, manifest: dict, unusable: frozenset[str], report: VerifyReport, full: bool,
-                    families: Iterable[str] | None, cases: Iterable[str] | None, progress: bool) -> VerifyReport:
-    """A network: every artifact against the scripted eager network (its sequence artifact) on the
-    network suites, and against the golden vectors, which the eager network computed at export."""
-    ctx = Context(models_dir, manifest, full, unusable)
-    backends = build_backends(ctx, ["network"] if families is None else families)
-    wanted = None if cases is None else set(cases)
-    suites = [s for s in NETWORK_SUITES if wanted is None or s.name in wanted]
+    wanted = _check_case_names(cases, manifest)
     golden = [v for v in manifest["vectors"]
               if wanted is None or v["case"] in wanted or f"golden:{v['case']}" in wanted]
-    reference = TorchScriptNetwork(ctx, "torchscript_sequence") if ctx.usable("torchscript_sequence") else None
-    if reference is None:
+    plan = _network_cases if "network" in manifest else _neuron_cases
+    _run_cases(report, plan(ctx, wanted, golden, families, report), models_dir, progress)
+    return report
+
+
+Case = tuple[str, Callable[[], tuple], list]  # (name, make() -> (x, initial state, expected), backends)
+
+
+def _neuron_cases(ctx: Context, wanted: set[str] | None, golden: list[dict], families: Iterable[str] | None,
+                  report: VerifyReport) -> list[Case]:
+    """A single neuron: every backend against eager ``lif_sequence`` on the suites, and against the
+    golden vectors (eager included)."""
+    spec = NeuronSpec.from_json(ctx.manifest["neuron"])
+    reference = EagerSequence(spec)
+    backends = build_backends(ctx, families)
+    suites = [s for s in SUITES if wanted is None or s.name in wanted]
+
+    def golden_case(entry: dict) -> tuple[np.ndarray, np.ndarray, RunResult]:
+        ins, outs = vectors.read_case(ctx.models_dir / entry["dir"])
+        return ins["x"], ins["v"], RunResult(outs["spike"], outs["v_next"], outs["v_trace"])
+
+    return ([(s.name, lambda s=s: _with_reference(reference, *s.build(spec, ctx.full)), backends) for s in suites]
+            + [(f"golden:{e['case']}", lambda e=e: golden_case(e), [reference, *backends]) for e in golden])
+
+
+def _network_cases(ctx: Context, wanted: set[str] | None, golden: list[dict], families: Iterable[str] | None,
+                   report: VerifyReport) -> list[Case]:
+    """A network: every artifact against the scripted eager network (its sequence artifact) on the
+    network suites, and against the golden vectors, which the eager network computed at export."""
+    backends = build_backends(ctx, ["network"] if families is None else families)
+    suites = [s for s in NETWORK_SUITES if wanted is None or s.name in wanted]
+    if ctx.usable("torchscript_sequence"):
+        reference = TorchScriptNetwork(ctx, "torchscript_sequence")
+    else:
         report.errors.append("torchscript_sequence failed its checksum: the network suites have no reference")
         suites = []
+
     def golden_case(entry: dict) -> tuple[np.ndarray, dict, TensorRun]:
-        ins, outs = vectors.read_case(models_dir / entry["dir"])
+        ins, outs = vectors.read_case(ctx.models_dir / entry["dir"])
         return ins.pop("x"), ins, TensorRun(outs)
 
-    cases_to_run = [(s.name, lambda s=s: _with_reference(reference, *s.build(manifest, full)), backends)
-                    for s in suites]
-    cases_to_run += [(f"golden:{e['case']}", lambda e=e: golden_case(e), backends) for e in golden]
-    _run_cases(report, cases_to_run, models_dir, progress)
-    return report
+    return ([(s.name, lambda s=s: _with_reference(reference, *s.build(ctx.manifest, ctx.full)), backends)
+             for s in suites]
+            + [(f"golden:{e['case']}", lambda e=e: golden_case(e), backends) for e in golden])
 
 
 def _with_reference(reference, x: np.ndarray, initial) -> tuple:  # noqa: ANN001
@@ -164,16 +168,17 @@ def _run_cases(report: VerifyReport, cases: list[tuple[str, Callable[[], tuple],
                 bar.update()
 
 
-def _select_suites(cases: Iterable[str] | None) -> list[SuiteCase]:
+def _check_case_names(cases: Iterable[str] | None, manifest: dict) -> set[str] | None:
+    """The selected case names, ``None`` for all; unknown names are an error listing the known ones."""
     if cases is None:
-        return list(SUITES)
+        return None
     wanted = set(cases)
-    known = ({s.name for s in SUITES} | {f"golden:{c}" for c in vectors.CASES} | set(vectors.CASES)
-             | {s.name for s in NETWORK_SUITES})
+    known = ({s.name for s in SUITES} | {s.name for s in NETWORK_SUITES}
+             | {v["case"] for v in manifest["vectors"]} | {f"golden:{v['case']}" for v in manifest["vectors"]})
     unknown = sorted(wanted - known)
     if unknown:
         raise ValueError(f"case must be one of {sorted(known)}, got {unknown}")
-    return [s for s in SUITES if s.name in wanted]
+    return wanted
 
 
 def matrix_specs() -> list[NeuronSpec]:

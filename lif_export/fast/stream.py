@@ -15,9 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..export.manifest import find_artifact, load_manifest
-from ..export.spec import DTYPES
-
-_NUMPY = {name: np.dtype(pair[1]) for name, pair in DTYPES.items()}
+from ..ort_session import make_session
 
 
 class OnnxStepStream:
@@ -50,18 +48,11 @@ class OnnxStepStream:
             dims = tensor["shape"]
             if len(dims) != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape, strict=True)):
                 raise ValueError(f"shape must fit {tensor['name']}'s {dims}, got {list(shape)}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(models_dir / entry["file"]), options, providers=["CPUExecutionProvider"]
-        )
-        self._entry = entry
+        self.session = make_session(models_dir / entry["file"], "all", threads)
         self._states = entry["state"]
         state_inputs = {s["input"] for s in self._states}
         state_outputs = {s["output"] for s in self._states}
-        dtype = _NUMPY[entry["inputs"][0]["dtype"]]
+        dtype = np.dtype(entry["inputs"][0]["dtype"])
         # Two buffers per state, one set of bindings per parity: step t reads buffer t%2, writes the other.
         self._state_buffers = {s["input"]: [np.zeros(shape, dtype), np.zeros(shape, dtype)] for s in self._states}
         self.inputs = {t["name"]: np.zeros(shape, dtype) for t in entry["inputs"] if t["name"] not in state_inputs}

@@ -130,6 +130,7 @@ def export_network(
 
     def build(staging: Path) -> dict:
         total = len(entries) + len(cases_x)
+        scripted = torch.jit.script(net)  # step and sequence artifacts are the same module, saved twice
         builders = {
             "onnx_step": lambda e: write_onnx(step_model("network_step", Graph(), onnx_step, x_dims, "out", out_dims,
                                                          states, elem, opset, embedded_metadata(e)),
@@ -137,8 +138,8 @@ def export_network(
             "onnx_sequence": lambda e: write_onnx(
                 sequence_model("network_sequence", Graph(), onnx_step, x_dims, "out", out_dims, states, elem, opset,
                                embedded_metadata(e), out_like), staging / e["file"], e),
-            "torchscript_step": lambda e: write_torchscript(torch.jit.script(net), staging / e["file"], e),
-            "torchscript_sequence": lambda e: write_torchscript(torch.jit.script(net), staging / e["file"], e),
+            "torchscript_step": lambda e: write_torchscript(scripted, staging / e["file"], e),
+            "torchscript_sequence": lambda e: write_torchscript(scripted, staging / e["file"], e),
             "torchscript_network": lambda e: write_torchscript(torch.jit.script(StatefulNetwork(net)),
                                                                staging / e["file"], e),
         }

@@ -3,7 +3,7 @@
 from torch import Tensor
 
 from .. import validation
-from ..functional import integrate_and_fire
+from ..functional import lif_step_unchecked
 from .protocol import StatefulLayer
 
 
@@ -21,8 +21,8 @@ class LIFLayer(StatefulLayer):
         self._lif_parameters(beta, threshold, v_reset, reset)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        spike, v_next, u = integrate_and_fire(x, state[0], self.beta, self.threshold, self.v_reset, self.reset)
-        spike = self.with_surrogate(spike, u, self.threshold)
+        spike, v_next = lif_step_unchecked(x, state[0], self.beta, self.threshold, self.v_reset, self.reset,
+                                           self.surrogate, self.surrogate_alpha)
         return spike, [v_next]
 
     def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001

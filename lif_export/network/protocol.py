@@ -71,14 +71,13 @@ class StatefulLayer(nn.Module):
 
     def onnx_param(self, g, name: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
         """Add parameter ``name`` to an ONNX graph as a constant of ``dtype``; returns its name."""
-        return g.const(f"{hint}{name}", getattr(self, name).detach().to(_TORCH_DTYPES[dtype]).numpy())
+        from ..export.spec import DTYPES
+
+        return g.const(f"{hint}{name}", getattr(self, name).detach().to(DTYPES[dtype][0]).numpy())
 
     def extra_repr(self) -> str:
         shape = self.shape[0] if len(self.shape) == 1 else tuple(self.shape)
         return f"size={shape}, state={self.state_names}"
-
-
-_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _pair(value: int | tuple[int, int]) -> list[int]:

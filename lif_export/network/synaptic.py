@@ -11,7 +11,7 @@ One step::
 from torch import Tensor
 
 from .. import validation
-from ..functional import integrate_and_fire
+from ..functional import lif_step_unchecked
 from .protocol import StatefulLayer
 
 
@@ -29,9 +29,8 @@ class SynapticLIFLayer(StatefulLayer):
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         i_next = self.alpha * state[0] + x
-        spike, v_next, u = integrate_and_fire(i_next, state[1], self.beta, self.threshold, self.v_reset,
-                                              self.reset)
-        spike = self.with_surrogate(spike, u, self.threshold)
+        spike, v_next = lif_step_unchecked(i_next, state[1], self.beta, self.threshold, self.v_reset, self.reset,
+                                           self.surrogate, self.surrogate_alpha)
         return spike, [i_next, v_next]
 
     def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
