@@ -128,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export
-    from .export.onnx_graphs import DEFAULT_OPSET
+    from .export.formats import DEFAULT_OPSET
     from .export.spec import NeuronSpec, parse_feature_shape, spec_from_state_dict
 
     if args.network is not None:
@@ -158,10 +158,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_network(args: argparse.Namespace) -> int:
     import torch
 
-    from .export.onnx_graphs import DEFAULT_OPSET
+    from .export import export_network
+    from .export.formats import DEFAULT_OPSET
     from .export.spec import parse_feature_shape
     from .network import SpikingSequential
-    from .network.export import export_network
 
     if not args.network.is_file():
         raise CliError(f"--network {str(args.network)!r} does not exist")

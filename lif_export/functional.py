@@ -1,4 +1,4 @@
-"""Pure, TorchScript-compatible LIF step and sequence functions (SPEC.md).
+"""Pure, TorchScript-compatible LIF step and sequence functions (``docs/semantics.md``).
 
 One time step, for input current ``x`` and membrane potential ``v``::
 
@@ -24,7 +24,8 @@ from torch import Tensor
 from .surrogate import surrogate_term
 
 
-def _broadcasts_to(shape: list[int], target: list[int]) -> bool:
+def broadcasts_to(shape: list[int], target: list[int]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` (without changing ``target``)."""
     if len(shape) > len(target):
         return False
     offset = len(target) - len(shape)
@@ -35,7 +36,7 @@ def _broadcasts_to(shape: list[int], target: list[int]) -> bool:
 
 
 def _check_broadcast(name: str, shape: list[int], step_shape: list[int]) -> None:
-    if not _broadcasts_to(shape, step_shape):
+    if not broadcasts_to(shape, step_shape):
         raise ValueError(
             name + " of shape " + str(list(shape)) + " cannot broadcast to the input shape "
             + str(list(step_shape))
@@ -84,11 +85,17 @@ def fire_and_reset(u: Tensor, threshold: Tensor, v_reset: Tensor, reset: str) ->
     return spike, v_next
 
 
+def integrate(x: Tensor, v: Tensor, beta: Tensor) -> Tensor:
+    """``u = beta * v + x``: a multiply, then an add (two roundings; torch never fuses these on CPU
+    outside a compiler). The one place every neuron model integrates."""
+    return beta * v + x
+
+
 def integrate_and_fire(
     x: Tensor, v: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, reset: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One step without the surrogate: ``(hard spike, v_next, u)``."""
-    u = beta * v + x  # two roundings: torch never fuses these on CPU outside a compiler
+    u = integrate(x, v, beta)
     spike, v_next = fire_and_reset(u, threshold, v_reset, reset)
     return spike, v_next, u
 
@@ -101,13 +108,24 @@ def lif_step_unchecked(
     v_reset: Tensor,
     reset: str,
     surrogate: str,
-    alpha: float,
+    slope: float,
 ) -> tuple[Tensor, Tensor]:
     """:func:`lif_step` without argument checks or dtype casts."""
     spike, v_next, u = integrate_and_fire(x, v, beta, threshold, v_reset, reset)
     if u.requires_grad or threshold.requires_grad:
-        spike = spike + surrogate_term(u, threshold, surrogate, alpha)
+        spike = spike + surrogate_term(u, threshold, surrogate, slope)
     return spike, v_next
+
+
+def clamp_learned(beta: Tensor, threshold: Tensor, learn_beta: bool, learn_threshold: bool,
+                  min_threshold: float) -> tuple[Tensor, Tensor]:
+    """Learned parameters as forward uses them: ``beta`` clamped to ``[0, 1]``, ``threshold`` to
+    ``>= min_threshold``, so training can never leave the valid ranges. Fixed ones pass unchanged."""
+    if learn_beta:
+        beta = torch.clamp(beta, 0.0, 1.0)
+    if learn_threshold:
+        threshold = torch.clamp(threshold, min=min_threshold)
+    return beta, threshold
 
 
 def lif_step(
@@ -118,7 +136,7 @@ def lif_step(
     v_reset: Tensor,
     reset: str = "zero",
     surrogate: str = "fast_sigmoid",
-    alpha: float = 10.0,
+    slope: float = 10.0,
 ) -> tuple[Tensor, Tensor]:
     """One LIF time step with explicit state.
 
@@ -131,7 +149,7 @@ def lif_step(
         v_reset: reset potential, 0-dim or per-neuron, finite.
         reset: ``"zero"``, ``"subtract"`` or ``"none"``.
         surrogate: surrogate-gradient name (see :mod:`lif_export.surrogate`).
-        alpha: the surrogate's slope/scale.
+        slope: the surrogate's slope/scale.
 
     Returns:
         ``(spike, v_next)``, both of shape ``[*]`` and dtype of ``x``.
@@ -139,7 +157,7 @@ def lif_step(
     check_step_inputs(x, x.shape, v, beta, threshold, v_reset, reset)
     dtype = x.dtype
     return lif_step_unchecked(
-        x, v, beta.to(dtype), threshold.to(dtype), v_reset.to(dtype), reset, surrogate, alpha
+        x, v, beta.to(dtype), threshold.to(dtype), v_reset.to(dtype), reset, surrogate, slope
     )
 
 
@@ -151,7 +169,7 @@ def lif_sequence(
     v_reset: Tensor,
     reset: str = "zero",
     surrogate: str = "fast_sigmoid",
-    alpha: float = 10.0,
+    slope: float = 10.0,
     return_trace: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run :func:`lif_step` over the leading (time) dimension of ``x``.
@@ -194,7 +212,7 @@ def lif_sequence(
     out = torch.stack(spikes) if len(spikes) > 0 else torch.empty_like(x)
     if len(potentials) > 0:
         # The surrogate for all steps at once: a few large operations instead of many small ones.
-        out = out + surrogate_term(torch.stack(potentials), threshold, surrogate, alpha)
+        out = out + surrogate_term(torch.stack(potentials), threshold, surrogate, slope)
     if not return_trace:
         return out, v, None
     v_trace = torch.stack(trace) if len(trace) > 0 else torch.empty_like(x)

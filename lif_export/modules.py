@@ -3,27 +3,31 @@
 All three modules compile with ``torch.jit.script`` and are bit-identical to
 their eager form and to each other:
 
-* :class:`LIFNeuron` - the seed's stateful API (hidden ``potential`` and
+* :class:`LIFNeuron` - the stateful API (hidden ``potential`` and
   ``spike`` buffers), plus the explicit-state ``step`` method.
 * :class:`LIFCell` - ``(x, v) -> (spike, v_next)``, no hidden state.
 * :class:`LIFSequence` - ``(x[T, ...], v0) -> (spikes[T, ...], v_T)``.
 """
 
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
 from . import validation
 from .fast.dispatch import fast_sequence
-from .functional import lif_sequence, lif_step
-from .surrogate import DEFAULT_SURROGATE
+from .functional import clamp_learned, lif_sequence, lif_step
+from .parameters import MIN_LEARNED_THRESHOLD, check_loaded, register_lif_parameters, surrogate_options
 
-#: Lower bound a learned threshold is clamped to in forward (SPEC: threshold > 0).
-MIN_LEARNED_THRESHOLD = 1e-6
+__all__ = ["MIN_LEARNED_THRESHOLD", "LIFCell", "LIFNeuron", "LIFParameters", "LIFSequence"]
+
+#: The order of the positional arguments these modules took before they became keyword-only.
+_LEGACY_POSITIONAL = ("threshold", "beta", "v_reset", "reset")
 
 
 class LIFParameters(nn.Module):
-    r"""Neuron parameters shared by every LIF module (SPEC.md).
+    r"""Neuron parameters shared by every LIF module (``docs/semantics.md``).
 
     The dynamics of one time step are
 
@@ -34,11 +38,14 @@ class LIFParameters(nn.Module):
                             u_t - s_t \vartheta & \text{(reset="subtract")}\\
                             u_t & \text{(reset="none")} \end{cases}
 
+    All arguments are keyword-only, in the same order as every network layer's
+    (:class:`~lif_export.network.LIFLayer` takes its ``size`` first).
+
     Args:
-        threshold: firing threshold :math:`\vartheta`, finite and ``> 0``; a float
-            or a per-neuron tensor broadcastable to the input. Default ``1.0``.
         beta: membrane decay :math:`\beta` in ``[0, 1]``; float or per-neuron
-            tensor. Default ``0.9``.
+            tensor broadcastable to the input. Default ``0.9``.
+        threshold: firing threshold :math:`\vartheta`, finite and ``> 0``; float or
+            per-neuron tensor. Default ``1.0``.
         v_reset: reset potential for ``reset="zero"``, finite. Default ``0.0``.
         reset: ``"zero"`` (default), ``"subtract"`` or ``"none"``.
         learn_beta: make ``beta`` an ``nn.Parameter`` (clamped to ``[0, 1]`` in
@@ -46,58 +53,47 @@ class LIFParameters(nn.Module):
         learn_threshold: make ``threshold`` an ``nn.Parameter`` (clamped to
             ``>= 1e-6`` in forward).
         surrogate: surrogate-gradient name, default ``"fast_sigmoid"``.
-        surrogate_alpha: its slope/scale; ``None`` takes the surrogate's default.
-        dtype: dtype of the parameters; default ``torch.get_default_dtype()``.
+        surrogate_slope: its slope/scale; ``None`` takes the surrogate's default
+            (``surrogate_alpha`` is the deprecated name).
+        dtype: dtype of the parameters, floating point; default ``torch.get_default_dtype()``.
     """
 
     __constants__ = [
-        "reset", "surrogate", "surrogate_alpha", "learn_beta", "learn_threshold", "min_threshold"
+        "reset", "surrogate", "surrogate_slope", "learn_beta", "learn_threshold", "min_threshold"
     ]
 
     def __init__(
         self,
-        threshold: validation.ParamLike = 1.0,
+        *args: object,
         beta: validation.ParamLike = 0.9,
+        threshold: validation.ParamLike = 1.0,
         v_reset: validation.ParamLike = 0.0,
         reset: str = "zero",
         learn_beta: bool = False,
         learn_threshold: bool = False,
-        surrogate: str = DEFAULT_SURROGATE,
-        surrogate_alpha: float | None = None,
         dtype: torch.dtype | None = None,
+        **kwargs: object,
     ) -> None:
         super().__init__()
-        beta_t = validation.as_param_tensor("beta", beta, dtype)
-        threshold_t = validation.as_param_tensor("threshold", threshold, dtype)
-        v_reset_t = validation.canonical_v_reset(validation.as_param_tensor("v_reset", v_reset, dtype))
-        validation.check_beta(beta_t)
-        validation.check_threshold(threshold_t)
-        validation.check_v_reset(v_reset_t)
-        validation.check_shapes_compatible(beta=beta_t, threshold=threshold_t, v_reset=v_reset_t)
-        self.reset: str = validation.check_reset(reset)
-        self.surrogate, self.surrogate_alpha = validation.check_surrogate(surrogate, surrogate_alpha)
-        self.learn_beta: bool = bool(learn_beta)
-        self.learn_threshold: bool = bool(learn_threshold)
-        self.min_threshold: float = MIN_LEARNED_THRESHOLD
-        if self.learn_beta:
-            self.beta = nn.Parameter(beta_t)
-        else:
-            self.register_buffer("beta", beta_t)
-        if self.learn_threshold:
-            self.threshold = nn.Parameter(threshold_t)
-        else:
-            self.register_buffer("threshold", threshold_t)
-        self.register_buffer("v_reset", v_reset_t)
+        given = {"beta": beta, "threshold": threshold, "v_reset": v_reset, "reset": reset}
+        if args:
+            given.update(_legacy_positional(type(self).__name__, args, kwargs))
+        surrogate = surrogate_options(kwargs)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}")
+        register_lif_parameters(self, given["beta"], given["threshold"], given["v_reset"], given["reset"],
+                                learn_beta, learn_threshold, surrogate["surrogate"], surrogate["surrogate_slope"],
+                                dtype)
 
     def neuron_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
-        beta = self.beta
-        threshold = self.threshold
-        if self.learn_beta:
-            beta = torch.clamp(beta, 0.0, 1.0)
-        if self.learn_threshold:
-            threshold = torch.clamp(threshold, min=self.min_threshold)
+        beta, threshold = clamp_learned(self.beta, self.threshold, self.learn_beta, self.learn_threshold,
+                                        self.min_threshold)
         return beta, threshold, self.v_reset
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        check_loaded(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         def show(t: Tensor) -> str:
@@ -110,7 +106,16 @@ class LIFParameters(nn.Module):
 
     def _step(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         beta, threshold, v_reset = self.neuron_parameters()
-        return lif_step(x, v, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha)
+        return lif_step(x, v, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_slope)
+
+
+def _legacy_positional(owner: str, args: tuple, kwargs: dict) -> dict[str, object]:
+    """Map the old positional ``(threshold, beta, v_reset, reset)`` with a deprecation warning."""
+    if len(args) > len(_LEGACY_POSITIONAL):
+        raise TypeError(f"{owner} takes keyword arguments only, got {len(args)} positional ones")
+    warnings.warn(f"positional arguments to {owner} are deprecated (they were threshold, beta, v_reset, reset); "
+                  f"pass them by keyword: {owner}(beta=..., threshold=...)", DeprecationWarning, stacklevel=4)
+    return dict(zip(_LEGACY_POSITIONAL, args, strict=False))
 
 
 class LIFCell(LIFParameters):
@@ -167,7 +172,7 @@ class LIFSequence(LIFParameters):
             if fast is not None:
                 return fast
         return lif_sequence(
-            x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha, return_trace
+            x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_slope, return_trace
         )
 
     @torch.jit.unused
@@ -175,7 +180,7 @@ class LIFSequence(LIFParameters):
         self, x: Tensor, v0: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, return_trace: bool
     ) -> tuple[Tensor, Tensor, Tensor | None] | None:
         # Eager only: the same bits through lif_export.fast (in-place forward, hand-written BPTT).
-        return fast_sequence(x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_alpha,
+        return fast_sequence(x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_slope,
                              return_trace)
 
     def forward(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -190,7 +195,7 @@ class LIFSequence(LIFParameters):
 
 
 class LIFNeuron(LIFParameters):
-    r"""The seed's stateful LIF neuron: ``forward(input_current) -> spike``.
+    r"""The stateful LIF neuron: ``forward(input_current) -> spike``.
 
     Keeps the membrane potential in the buffer ``potential`` and the last
     output in the buffer ``spike``. The state takes the input's shape on the
@@ -216,8 +221,8 @@ class LIFNeuron(LIFParameters):
         >>> neuron.reset_state()
     """
 
-    def __init__(self, threshold: validation.ParamLike = 1.0, beta: validation.ParamLike = 0.9, **kwargs) -> None:
-        super().__init__(threshold=threshold, beta=beta, **kwargs)
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         dtype = self.beta.dtype
         self.register_buffer("potential", torch.zeros(0, dtype=dtype))
         self.register_buffer("spike", torch.zeros(0, dtype=dtype))
@@ -249,7 +254,7 @@ class LIFNeuron(LIFParameters):
         self.potential = torch.zeros(0, dtype=self.potential.dtype, device=self.potential.device)
         self.spike = torch.zeros(0, dtype=self.spike.dtype, device=self.spike.device)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         # The state's shape follows the data, so adopt the saved shape before
         # the default loader compares shapes.
         for name in ("potential", "spike"):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from .functional import integrate
 from .io import atomic_write
 from .modules import LIFSequence
 
@@ -21,7 +22,7 @@ def simulate(
         spikes, _, trace = neuron.forward_trace(x)
         beta, _, _ = neuron.neuron_parameters()
         previous = torch.cat([torch.zeros_like(trace[:1]), trace[:-1]])
-        u = beta * previous + x
+        u = integrate(x, previous, beta)
     return spikes, u
 
 

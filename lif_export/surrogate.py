@@ -1,19 +1,19 @@
 """Surrogate derivatives for the spike nonlinearity (Neftci, Mostafa & Zenke 2019).
 
-The forward value of a spike is always the exact Heaviside step of SPEC.md,
+The forward value of a spike is always the exact Heaviside step of ``docs/semantics.md``,
 ``s = 1 if u > theta else 0``. For training, the backward pass replaces the
 derivative ``ds/du`` (zero almost everywhere) by a smooth surrogate ``g(z)`` of
-``z = u - theta``. Each surrogate has one shape parameter ``alpha`` (its slope
+``z = u - theta``. Each surrogate has one shape parameter ``slope`` (its slope
 or scale):
 
 ================== ============================================== =========
-name               g(z)                                           alpha
+name               g(z)                                           slope
 ================== ============================================== =========
-``fast_sigmoid``   ``1 / (1 + alpha*|z|)**2`` (SuperSpike)        10.0
-``arctan``         ``(alpha/2) / (1 + (pi/2 * alpha * z)**2)``    2.0
-``sigmoid``        ``alpha * sig(alpha*z) * (1 - sig(alpha*z))``  4.0
-``triangle``       ``alpha * max(0, 1 - alpha*|z|)``              1.0
-``straight_through`` ``alpha`` (identity scaled)                  1.0
+``fast_sigmoid``   ``1 / (1 + slope*|z|)**2`` (SuperSpike)        10.0
+``arctan``         ``(slope/2) / (1 + (pi/2 * slope * z)**2)``    2.0
+``sigmoid``        ``slope * sig(slope*z) * (1 - sig(slope*z))``  4.0
+``triangle``       ``slope * max(0, 1 - slope*|z|)``              1.0
+``straight_through`` ``slope`` (identity scaled)                  1.0
 ================== ============================================== =========
 
 Everything here is TorchScript-compatible: no ``autograd.Function`` (which
@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-#: Surrogate name -> default ``alpha``. The single source of valid names.
+#: Surrogate name -> default ``slope``. The single source of valid names.
 SURROGATES: dict[str, float] = {
     "fast_sigmoid": 10.0,
     "arctan": 2.0,
@@ -40,35 +40,35 @@ SURROGATES: dict[str, float] = {
 DEFAULT_SURROGATE = "fast_sigmoid"
 
 
-def surrogate_grad(z: Tensor, surrogate: str, alpha: float) -> Tensor:
+def surrogate_grad(z: Tensor, surrogate: str, slope: float) -> Tensor:
     """Surrogate derivative ``g(z)`` of the spike w.r.t. ``z = u - theta``.
 
     Args:
         z: distance to threshold, any shape.
         surrogate: one of :data:`SURROGATES`.
-        alpha: slope / scale, ``> 0``.
+        slope: slope / scale, ``> 0``.
 
     Returns:
         ``g(z)``, same shape and dtype as ``z``.
     """
     if surrogate == "fast_sigmoid":
-        return 1.0 / (alpha * z.abs() + 1.0) ** 2
+        return 1.0 / (slope * z.abs() + 1.0) ** 2
     if surrogate == "arctan":
-        return (alpha / 2.0) / (1.0 + (math.pi / 2.0 * alpha * z) ** 2)
+        return (slope / 2.0) / (1.0 + (math.pi / 2.0 * slope * z) ** 2)
     if surrogate == "sigmoid":
-        sig = torch.sigmoid(alpha * z)
-        return alpha * sig * (1.0 - sig)
+        sig = torch.sigmoid(slope * z)
+        return slope * sig * (1.0 - sig)
     if surrogate == "triangle":
-        return alpha * torch.clamp(1.0 - alpha * z.abs(), min=0.0)
+        return slope * torch.clamp(1.0 - slope * z.abs(), min=0.0)
     if surrogate == "straight_through":
-        return torch.full_like(z, alpha)
+        return torch.full_like(z, slope)
     raise ValueError(
         "surrogate must be one of ['fast_sigmoid', 'arctan', 'sigmoid', 'triangle', "
         "'straight_through'], got '" + surrogate + "'"
     )
 
 
-def surrogate_term(u: Tensor, threshold: Tensor, surrogate: str, alpha: float) -> Tensor:
+def surrogate_term(u: Tensor, threshold: Tensor, surrogate: str, slope: float) -> Tensor:
     """A term that is exactly ``+0.0`` but has derivative ``g(u - threshold)`` w.r.t. ``u``.
 
     Added to the hard spike it makes the spike differentiable without changing
@@ -76,7 +76,7 @@ def surrogate_term(u: Tensor, threshold: Tensor, surrogate: str, alpha: float) -
     Works on one step or on a whole stacked sequence at once.
     """
     z = u - threshold
-    grad = torch.nan_to_num(surrogate_grad(z.detach(), surrogate, alpha), nan=0.0)
+    grad = torch.nan_to_num(surrogate_grad(z.detach(), surrogate, slope), nan=0.0)
     # The carrier must be finite for carrier - carrier.detach() to be exactly
     # +0.0; where z * grad is not finite (non-finite z, overflow) it is
     # replaced by 0, which also zeroes the gradient there.

@@ -1,4 +1,4 @@
-"""Construction-time checks of neuron parameters (SPEC.md, "Valid parameters").
+"""Construction-time checks of neuron parameters (``docs/semantics.md``, "Valid parameters").
 
 Every check raises a ``ValueError`` or ``TypeError`` whose message names the
 parameter, the offending value and what is allowed. Checks run once, when a
@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .surrogate import SURROGATES
 
-#: Valid reset mechanisms (SPEC.md).
+#: Valid reset mechanisms (``docs/semantics.md``).
 RESETS: tuple[str, ...] = ("zero", "subtract", "none")
 
 ParamLike = float | int | Sequence[float] | Tensor
@@ -46,6 +46,9 @@ def as_param_tensor(name: str, value: ParamLike, dtype: torch.dtype | None = Non
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a real number or a floating tensor, got {value!r}")
     dtype = dtype or torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.is_complex:
+        raise TypeError(f"dtype must be a real floating-point torch dtype (torch.float32 or torch.float64), "
+                        f"got {dtype!r}")
     if isinstance(value, Tensor):
         if value.is_complex() or value.dtype == torch.bool:
             raise TypeError(f"{name} must be a real floating tensor, got dtype {value.dtype}")
@@ -83,6 +86,19 @@ def check_threshold(threshold: Tensor) -> None:
         )
 
 
+def check_adaptation(b: Tensor) -> None:
+    """``b`` (the adaptive LIF's threshold jump) finite and ``>= 0`` everywhere."""
+    bad = ~(torch.isfinite(b) & (b >= 0))
+    if bool(bad.any()):
+        raise ValueError(f"b must be finite and >= 0, got {_offending(b, bad)}")
+
+
+def check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def check_v_reset(v_reset: Tensor) -> None:
     """``v_reset`` finite everywhere."""
     bad = ~torch.isfinite(v_reset)
@@ -107,17 +123,17 @@ def check_reset(reset: object) -> str:
     return reset
 
 
-def check_surrogate(surrogate: object, alpha: float | None) -> tuple[str, float]:
-    """Return ``(surrogate, alpha)`` with ``alpha`` defaulted per surrogate."""
+def check_surrogate(surrogate: object, slope: float | None) -> tuple[str, float]:
+    """Return ``(surrogate, slope)`` with ``slope`` defaulted per surrogate."""
     if not isinstance(surrogate, str) or surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {list(SURROGATES)}, got {surrogate!r}")
-    if alpha is None:
+    if slope is None:
         return surrogate, SURROGATES[surrogate]
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"surrogate_alpha must be a float, got {alpha!r}")
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"surrogate_alpha must be finite and > 0, got {alpha!r}")
-    return surrogate, float(alpha)
+    if isinstance(slope, bool) or not isinstance(slope, (int, float)):
+        raise TypeError(f"surrogate_slope must be a float, got {slope!r}")
+    if not (math.isfinite(slope) and slope > 0):
+        raise ValueError(f"surrogate_slope must be finite and > 0, got {slope!r}")
+    return surrogate, float(slope)
 
 
 def check_shapes_compatible(**params: Tensor) -> None:

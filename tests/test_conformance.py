@@ -9,14 +9,15 @@ from onnx import helper
 
 from lif_export.backends import EagerSequence
 from lif_export.backends.numpy_reference import NumpyReference
+from lif_export.cases import CASES
 from lif_export.cli import main as cli
 from lif_export.conformance.compare import compare
-from lif_export.conformance.suites import SUITES
 from lif_export.conformance.verify import format_table, verify_dir
 from lif_export.export import NeuronSpec, export
 from lif_export.export.manifest import sha256_file
+from lif_export.export.model import NeuronModel
 
-NEAR = [s for s in SUITES if s.name in ("at_threshold", "near_threshold_1ulp", "near_threshold_2ulp")]
+NEAR = [CASES[name] for name in ("at_threshold", "near_threshold_1ulp", "near_threshold")]
 
 
 def test_quick_verify_passes_every_backend_and_suite(exported):
@@ -25,7 +26,7 @@ def test_quick_verify_passes_every_backend_and_suite(exported):
     families = {c.backend.split("/")[0] for c in report.comparisons}
     assert families == {"eager", "numpy", "torchscript", "onnxruntime", "fast"}
     cases = {c.case for c in report.comparisons}
-    assert {s.name for s in SUITES} <= cases
+    assert set(CASES) <= cases
     assert sum(c.spikes for c in report.comparisons if c.case == "near_threshold_1ulp") > 0
 
 
@@ -38,7 +39,7 @@ def test_near_threshold_suite_catches_fused_or_reordered_arithmetic(arithmetic, 
     reference, deviant = EagerSequence(spec), NumpyReference(spec, arithmetic)
     flipped = 0
     for suite in NEAR:
-        x, v0 = suite.build(spec, full=False)
+        x, v0 = suite.build(NeuronModel(spec).signature(), full=False)
         result = compare(deviant.name, suite.name, reference.run(x, v0), deviant.run(x, v0))
         assert not result.ok and result.first_difference.startswith("step ")
         flipped += result.spike_mismatches
@@ -47,7 +48,7 @@ def test_near_threshold_suite_catches_fused_or_reordered_arithmetic(arithmetic, 
 
 def test_checker_reports_the_first_difference_readably():
     spec = NeuronSpec()
-    x, v0 = NEAR[1].build(spec, full=False)
+    x, v0 = NEAR[1].build(NeuronModel(spec).signature(), full=False)
     result = compare("numpy/fused", "near", EagerSequence(spec).run(x, v0), NumpyReference(spec, "fused").run(x, v0))
     assert "step 1, index" in result.first_difference or result.first_difference.startswith("step ")
     assert "vs reference" in result.first_difference
@@ -116,9 +117,9 @@ def test_changed_file_is_reported_and_not_run(tmp_path, capsys):
 
 
 def test_verify_cli_exit_codes(exported, tmp_path, capsys):
-    assert cli(["verify", str(exported), "--no-progress", "--case", "random_unit", "--case", "golden:random"]) == 0
+    assert cli(["verify", str(exported), "--no-progress", "--case", "random_unit", "--case", "golden:random_unit"]) == 0
     out = capsys.readouterr().out
-    assert "OK:" in out and "random_unit" in out and "golden:random" in out
+    assert "OK:" in out and "random_unit" in out and "golden:random_unit" in out
     assert cli(["verify", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
     assert cli(["verify", str(exported), "--case", "nope"]) == 2
@@ -145,13 +146,13 @@ def test_full_suite_long_runs_pass(exported):
 
 
 def test_suites_cover_the_required_inputs():
-    spec = NeuronSpec()
-    names = {s.name for s in SUITES}
+    signature = NeuronModel(NeuronSpec()).signature()
+    names = set(CASES)
     assert {"random_small", "random_unit", "random_large", "constant_low", "constant_high", "ramp",
             "at_threshold", "near_threshold_1ulp", "huge", "zeros", "subnormal", "special_values",
             "long", "random_batch1", "random_batch64"} <= names
-    x, _ = next(s for s in SUITES if s.name == "special_values").build(spec, False)
+    x, _ = CASES["special_values"].build(signature, False)
     assert np.isnan(x).any() and np.isposinf(x).any() and np.isneginf(x).any()
-    x, _ = next(s for s in SUITES if s.name == "subnormal").build(spec, False)
+    x, _ = CASES["subnormal"].build(signature, False)
     assert ((np.abs(x) < np.finfo(np.float32).smallest_normal) & (x != 0)).any()
-    assert next(s for s in SUITES if s.name == "long").full_steps >= 10_000
+    assert CASES["long"].full_steps >= 10_000

@@ -14,17 +14,21 @@ from torch import nn
 
 from lif_export import LIFCell, LIFNeuron, LIFSequence
 from lif_export.backends import Context, EagerSequence
-from lif_export.backends.onnxruntime import OrtSequence, OrtStep
-from lif_export.backends.torchscript import TorchScriptNeuron, TorchScriptSequence, TorchScriptStep
+from lif_export.backends.onnxruntime import OrtArtifact
+from lif_export.backends.torchscript import TorchScriptArtifact, TorchScriptNeuron
+from lif_export.cases import golden_cases
 from lif_export.cli import main as cli
 from lif_export.conformance.verify import build_backends, verify_dir
-from lif_export.export import NeuronSpec, export, onnx_graphs, spec_from_module, vectors
+from lif_export.export import NeuronSpec, export, spec_from_module, vectors
+from lif_export.export.formats import onnx as onnx_format
+from lif_export.export.formats.torchscript import load as load_torchscript
 from lif_export.export.manifest import EMBEDDED_KEY, ManifestError, load_manifest, sha256_file, validate
-from lif_export.export.torchscript import load as load_torchscript
+from lif_export.export.model import NeuronModel
 from lif_export.reference import reference_sequence
 from tests.conftest import assert_bitwise_equal
 
 ARTIFACTS = ["lif_step.onnx", "lif_sequence.onnx", "lif_step.pt", "lif_sequence.pt", "lif_neuron.pt"]
+GOLDEN = [c.name for c in golden_cases(NeuronModel(NeuronSpec()).signature())]
 
 
 def test_export_writes_every_artifact_manifest_and_vectors(exported):
@@ -36,8 +40,8 @@ def test_export_writes_every_artifact_manifest_and_vectors(exported):
         assert entry["state"] == [{"input": "v", "output": "v_next", "trace": "v_trace", "initial_value": 0.0}]
         assert entry["outputs"][0]["name"] == "spike" and entry["outputs"][1]["name"] == "v_next"
     assert set(manifest["generator"]) >= {"lif_export", "torch", "onnx", "onnxruntime"}
-    assert {v["case"] for v in manifest["vectors"]} == set(vectors.CASES)
-    for case in vectors.CASES:
+    assert {v["case"] for v in manifest["vectors"]} == set(GOLDEN)
+    for case in GOLDEN:
         folder = exported / "vectors" / case
         for stem in ["input_0", "input_1", "output_0", "output_1", "output_2"]:
             assert (folder / f"{stem}.pb").is_file()
@@ -83,7 +87,7 @@ def test_every_torchscript_file_loads_in_a_process_that_imports_only_torch(expor
 def test_golden_vectors_match_the_independent_numpy_reference(exported):
     spec = NeuronSpec.from_json(load_manifest(exported)["neuron"])
     p = spec.numpy_params()
-    for case in vectors.CASES:
+    for case in GOLDEN:
         ins, outs = vectors.read_case(exported / "vectors" / case)
         spike, v_next, trace = reference_sequence(ins["x"], ins["v"], p["beta"], p["threshold"], p["v_reset"],
                                                   p["reset"])
@@ -96,7 +100,7 @@ def test_golden_vectors_match_the_independent_numpy_reference(exported):
 
 
 def test_every_artifact_from_disk_reproduces_the_golden_vectors(exported):
-    cases = [f"golden:{c}" for c in vectors.CASES]
+    cases = [f"golden:{c}" for c in GOLDEN]
     report = verify_dir(exported, cases=cases, progress=False)
     assert report.ok, [c.first_difference for c in report.mismatches]
     backends = {c.backend for c in report.comparisons}
@@ -113,12 +117,12 @@ def test_exported_graphs_have_memory(exported):
     """0.3 per step is sub-threshold alone; only accumulation (0.3, 0.57, 0.813, 1.0317) fires, at step 3."""
     x = np.full((8, 1, 2), 0.3, dtype=np.float32)
     v0 = np.zeros((1, 2), dtype=np.float32)
-    expected = EagerSequence(NeuronSpec()).run(x, v0)
-    assert expected.spike[:, 0, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
+    expected = EagerSequence(NeuronSpec()).run(x, {"v": v0})
+    assert expected["spike"][:, 0, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
     for backend in exported_backends(exported):
-        got = backend.run(x, v0)
-        assert got.spike[:, 0, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 1], backend.name
-        assert_bitwise_equal(got.v_trace, expected.v_trace, backend.name)
+        got = backend.run(x, {"v": v0})
+        assert got["spike"][:, 0, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 1], backend.name
+        assert_bitwise_equal(got["v_trace"], expected["v_trace"], backend.name)
 
 
 def test_exporting_the_stateful_neuron_lifts_its_state(tmp_path):
@@ -149,34 +153,35 @@ def test_refusal_names_hidden_buffers(tmp_path):
 
 
 def test_sequence_graph_same_bits_for_any_length_and_chunking(exported):
-    seq = OrtSequence(exported / "lif_sequence.onnx", "all", 1, chunked=False)
-    chunked = OrtSequence(exported / "lif_sequence.onnx", "all", 1, chunked=True)
-    step = OrtStep(exported / "lif_step.onnx", "all", 1)
+    ctx = Context(exported, load_manifest(exported))
+    seq = OrtArtifact(ctx, "onnx_sequence", "all", 1, chunked=False)
+    chunked = OrtArtifact(ctx, "onnx_sequence", "all", 1, chunked=True)
+    step = OrtArtifact(ctx, "onnx_step", "all", 1)
     rng = np.random.default_rng(3)
     for steps in (0, 1, 7, 1000):
         x = rng.normal(0.35, 0.6, size=(steps, 3, 5)).astype(np.float32)
         v0 = rng.normal(0, 0.5, size=(3, 5)).astype(np.float32)
-        want = EagerSequence(NeuronSpec()).run(x, v0)
+        want = EagerSequence(NeuronSpec()).run(x, {"v": v0})
         for backend in (seq, chunked, step):
-            got = backend.run(x, v0)
+            got = backend.run(x, {"v": v0})
             for field in ("spike", "v_next", "v_trace"):
-                assert_bitwise_equal(getattr(got, field), getattr(want, field), f"T={steps} {backend.name} {field}")
+                assert_bitwise_equal(got[field], want[field], f"T={steps} {backend.name} {field}")
 
 
-@pytest.mark.parametrize("opset", range(onnx_graphs.MIN_OPSET, onnx_graphs.newest_runnable_opset() + 1))
+@pytest.mark.parametrize("opset", range(onnx_format.MIN_OPSET, onnx_format.newest_runnable_opset() + 1))
 def test_every_supported_opset_exports_and_runs(opset):
     spec = NeuronSpec(reset="subtract", beta=[0.5, 0.9, 1.0], threshold=1.0)
     x = np.random.default_rng(opset).normal(0.4, 0.6, size=(20, 2, 3)).astype(np.float32)
     v0 = np.zeros((2, 3), np.float32)
-    want = EagerSequence(spec).run(x, v0)
-    for build in (onnx_graphs.step_graph, onnx_graphs.sequence_graph):
+    want = EagerSequence(spec).run(x, {"v": v0})
+    for build in (onnx_format.step_graph, onnx_format.sequence_graph):
         model = build(spec, opset)
-        onnx_graphs.check(model)
+        onnx_format.check(model)
         assert model.opset_import[0].version == opset
-    session = ort.InferenceSession(onnx_graphs.sequence_graph(spec, opset).SerializeToString())
+    session = ort.InferenceSession(onnx_format.sequence_graph(spec, opset).SerializeToString())
     spike, v_next, trace = session.run(None, {"x": x, "v": v0})
-    assert_bitwise_equal(spike, want.spike)
-    assert_bitwise_equal(trace, want.v_trace)
+    assert_bitwise_equal(spike, want["spike"])
+    assert_bitwise_equal(trace, want["v_trace"])
 
 
 def test_float64_per_neuron_fixed_shape_export_verifies(tmp_path):
@@ -259,10 +264,10 @@ def test_failure_mid_export_leaves_the_previous_set(tmp_path, monkeypatch):
 
 def test_rerun_replaces_the_set_cleanly(tmp_path):
     export(out_dir=tmp_path)
-    (tmp_path / "vectors" / "random" / "stale.npy").write_bytes(b"old")
+    (tmp_path / "vectors" / "random_unit" / "stale.npy").write_bytes(b"old")
     manifest = export(NeuronSpec(beta=0.5, reset="none"), out_dir=tmp_path).manifest
     assert manifest["neuron"]["beta"] == 0.5
-    assert not (tmp_path / "vectors" / "random" / "stale.npy").exists()
+    assert not (tmp_path / "vectors" / "random_unit" / "stale.npy").exists()
     assert verify_dir(tmp_path, progress=False).ok
 
 
@@ -282,9 +287,10 @@ def test_torchscript_artifacts_embed_their_manifest_entry(exported):
 def test_backend_variants_load_frozen_and_optimized(exported):
     x = np.random.default_rng(0).normal(0.4, 0.5, (30, 2, 4)).astype(np.float32)
     v0 = np.zeros((2, 4), np.float32)
-    want = EagerSequence(NeuronSpec()).run(x, v0)
-    for backend in [TorchScriptStep(exported / "lif_step.pt", "forward", "optimized", "step"),
-                    TorchScriptSequence(exported / "lif_sequence.pt", "optimized", chunked=True),
+    want = EagerSequence(NeuronSpec()).run(x, {"v": v0})
+    ctx = Context(exported, load_manifest(exported))
+    for backend in [TorchScriptArtifact(ctx, "torchscript_step", "optimized"),
+                    TorchScriptArtifact(ctx, "torchscript_sequence", "optimized", chunked=True),
                     TorchScriptNeuron(exported / "lif_neuron.pt")]:
-        got = backend.run(x, v0)
-        assert_bitwise_equal(got.v_trace, want.v_trace, backend.name)
+        got = backend.run(x, {"v": v0})
+        assert_bitwise_equal(got["v_trace"], want["v_trace"], backend.name)

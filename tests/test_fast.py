@@ -6,13 +6,14 @@ import torch
 
 from lif_export import SURROGATES, LIFSequence, lif_sequence
 from lif_export.backends import EagerSequence
-from lif_export.conformance.suites import SUITES
+from lif_export.backends.ort_stream import OnnxStepStream
+from lif_export.cases import CASES
 from lif_export.export import NeuronSpec
+from lif_export.export.model import NeuronModel
 from lif_export.fast import LIFSequenceFunction, simulate
-from lif_export.fast.stream import OnnxStepStream
 from tests.conftest import assert_bitwise_equal
 
-SPECIAL = [s for s in SUITES if s.name in ("special_values", "near_threshold_1ulp", "huge", "subnormal", "zeros")]
+SPECIAL = [CASES[name] for name in ("special_values", "near_threshold_1ulp", "huge", "subnormal", "zeros")]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -24,13 +25,13 @@ def test_simulate_equals_reference_on_adversarial_suites(dtype, reset, per_neuro
                       v_reset=[-0.5, 0.0, 0.25, 1.0] * 2 if per_neuron else -0.5, reset=reset, dtype=dtype)
     p = spec.parameter_tensors()
     for suite in SPECIAL:
-        x, v0 = suite.build(spec, full=False)
-        want = EagerSequence(spec).run(x, v0)
-        spikes, v, trace = simulate(torch.from_numpy(x), torch.from_numpy(v0), p["beta"], p["threshold"],
+        x, states = suite.build(NeuronModel(spec).signature(), full=False)
+        want = EagerSequence(spec).run(x, states)
+        spikes, v, trace = simulate(torch.from_numpy(x), torch.from_numpy(states["v"]), p["beta"], p["threshold"],
                                     p["v_reset"], reset, return_trace=True)
-        assert_bitwise_equal(spikes, want.spike, f"{suite.name} spikes")
-        assert_bitwise_equal(trace, want.v_trace, f"{suite.name} trace")
-        assert_bitwise_equal(v, want.v_next, f"{suite.name} v")
+        assert_bitwise_equal(spikes, want["spike"], f"{suite.name} spikes")
+        assert_bitwise_equal(trace, want["v_trace"], f"{suite.name} trace")
+        assert_bitwise_equal(v, want["v_next"], f"{suite.name} v")
 
 
 def test_simulate_reuses_out_and_checks_it():
@@ -71,7 +72,7 @@ def test_bptt_gradients_equal_autograd_bit_for_bit(surrogate, reset, dtype, use_
 
     def reference(xi, vi):
         b, t, r = seq.neuron_parameters()
-        spikes, v, _ = lif_sequence(xi, vi, b, t, r, reset, surrogate, seq.surrogate_alpha)
+        spikes, v, _ = lif_sequence(xi, vi, b, t, r, reset, surrogate, seq.surrogate_slope)
         return spikes, v
 
     fast = _grads(seq, x, v0, weights, weight_v)
@@ -118,10 +119,10 @@ def test_function_can_be_applied_directly():
 def test_onnx_stream_equals_eager_steps(exported):
     stream = OnnxStepStream(exported, (2, 8))
     x = np.random.default_rng(0).normal(0.4, 0.5, size=(50, 2, 8)).astype(np.float32)
-    want = EagerSequence(NeuronSpec()).run(x, np.zeros((2, 8), np.float32))
+    want = EagerSequence(NeuronSpec()).run(x, {"v": np.zeros((2, 8), np.float32)})
     for t in range(50):
-        assert_bitwise_equal(stream.step(x[t]), want.spike[t], f"spike {t}")
-        assert_bitwise_equal(stream.state("v"), want.v_trace[t], f"v {t}")
+        assert_bitwise_equal(stream.step(x[t]), want["spike"][t], f"spike {t}")
+        assert_bitwise_equal(stream.state("v"), want["v_trace"][t], f"v {t}")
     stream.reset(v=np.full((2, 8), 0.5, np.float32))
     assert stream.state("v")[0, 0] == 0.5
     stream.reset()

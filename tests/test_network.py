@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lif_export.conformance.verify import verify_dir
+from lif_export.export import export_network
 from lif_export.export.manifest import load_manifest
 from lif_export.network import (
     AdaptiveLIFLayer,
@@ -20,7 +21,6 @@ from lif_export.network import (
     StatefulNetwork,
     SynapticLIFLayer,
 )
-from lif_export.network.export import export_network
 from tests.conftest import assert_bitwise_equal
 
 

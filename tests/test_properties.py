@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lif_export.export import NeuronSpec, onnx_graphs
+from lif_export.export import NeuronSpec
+from lif_export.export.formats import onnx as onnx_format
 from tests.conftest import assert_bitwise_equal
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -48,9 +49,9 @@ def test_eager_torchscript_onnxruntime_agree(case):
     with torch.no_grad():
         e_spike, e_v, e_trace = eager.forward_trace(torch.from_numpy(x), torch.from_numpy(v0))
         s_spike, s_v, s_trace = torch.jit.script(eager).forward_trace(torch.from_numpy(x), torch.from_numpy(v0))
-    session = ort.InferenceSession(onnx_graphs.sequence_graph(spec).SerializeToString())
+    session = ort.InferenceSession(onnx_format.sequence_graph(spec).SerializeToString())
     o_spike, o_v, o_trace = session.run(None, {"x": x, "v": v0})
-    step = ort.InferenceSession(onnx_graphs.step_graph(spec).SerializeToString())
+    step = ort.InferenceSession(onnx_format.step_graph(spec).SerializeToString())
     v = v0
     for t in range(x.shape[0]):
         spike, v = step.run(None, {"x": x[t], "v": v})
@@ -104,7 +105,8 @@ def network_and_input(draw):
           suppress_health_check=[HealthCheck.too_slow])
 @given(network_and_input())
 def test_networks_agree_across_eager_torchscript_onnxruntime(case):
-    from lif_export.export.onnx_builder import ONNX_DTYPES, Graph, StateIO, sequence_model
+    from lif_export.export.formats.onnx import sequence_graph
+    from lif_export.export.model import NetworkModel
 
     net, dtype, x = case
     torch_dtype = torch.float32 if dtype == "float32" else torch.float64
@@ -112,10 +114,8 @@ def test_networks_agree_across_eager_torchscript_onnxruntime(case):
     with torch.no_grad():
         out, final, traces = net.forward_trace(torch.from_numpy(x), state)
         s_out, s_final, _ = torch.jit.script(net).forward_trace(torch.from_numpy(x), state)
-    states = [StateIO(n, f"{n}_next", f"{n}_trace", ["batch", s.shape[1]]) for n, s in zip(net.state_names, state,
-                                                                                           strict=True)]
-    model = sequence_model("net", Graph(), lambda g, xx, st_: net.to_onnx(g, xx, st_, dtype), ["batch", x.shape[2]],
-                           "out", ["batch", 2], states, ONNX_DTYPES[dtype], 17, {}, None)
+    model = sequence_graph(NetworkModel(net, (x.shape[2],), dtype))
+    states = net.state_names
     feed = {"x": x, **{n: s.numpy() for n, s in zip(net.state_names, state, strict=True)}}
     o_out, *o_rest = ort.InferenceSession(model.SerializeToString()).run(None, feed)
     assert_bitwise_equal(s_out, out, "torchscript out")

@@ -31,7 +31,7 @@ ANALYTIC = [
 
 @pytest.mark.parametrize("surrogate, alpha, z, expected", ANALYTIC)
 def test_backward_equals_analytic_derivative(surrogate, alpha, z, expected):
-    cell = LIFCell(threshold=THETA, beta=0.5, surrogate=surrogate, surrogate_alpha=alpha, dtype=torch.float64)
+    cell = LIFCell(threshold=THETA, beta=0.5, surrogate=surrogate, surrogate_slope=alpha, dtype=torch.float64)
     x = torch.tensor([THETA + z], dtype=torch.float64, requires_grad=True)
     spike, _ = cell(x, torch.zeros(1, dtype=torch.float64))
     (grad,) = torch.autograd.grad(spike.sum(), x)

@@ -18,7 +18,7 @@ from lif_export import LIFCell, LIFNeuron, LIFSequence, lif_step
         (dict(v_reset=float("nan")), ValueError, r"v_reset must be finite, got .*nan"),
         (dict(reset="hard"), ValueError, r"reset must be one of \['zero', 'subtract', 'none'\], got 'hard'"),
         (dict(surrogate="relu"), ValueError, r"surrogate must be one of .*fast_sigmoid.*got 'relu'"),
-        (dict(surrogate_alpha=-1.0), ValueError, r"surrogate_alpha must be finite and > 0, got -1\.0"),
+        (dict(surrogate_slope=-1.0), ValueError, r"surrogate_slope must be finite and > 0, got -1\.0"),
         (dict(beta="0.9"), TypeError, r"beta must be a float or a tensor"),
         (dict(threshold=True), TypeError, r"threshold must be a real number"),
         (dict(beta=torch.ones(3), threshold=torch.ones(4)), ValueError, r"broadcast together.*beta=\(3,\)"),

@@ -1,10 +1,11 @@
 """The one small interface every backend implements, and the backend registry.
 
-A backend runs a whole input sequence from an initial state and returns the
-spikes, the final state and the state after every step, as NumPy arrays. How
-it does that (one graph call per step, one sequence call, chunks with the
-state carried) is the backend's business; the conformance checker compares
-the results bit for bit.
+A backend runs a whole input sequence ``x[T, batch, ...]`` from initial states given by name and
+returns named tensors: the primary output (``spike``, or a network's ``out``) ``[T, ...]`` first,
+then each state's trace ``[T, ...]`` and its final value, named as the manifest's state entries
+(``v_trace``/``v_next``, ``state.1.v_trace``/``state.1.v_next``, ...). How it does that (one call
+per step, one sequence call, chunks with the state carried) is the backend's business; the
+conformance checker compares the results bit for bit.
 """
 
 from __future__ import annotations
@@ -16,47 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cases import Signature
+from ..export.manifest import ArtifactEntry, find_artifact
 
-@dataclass
-class RunResult:
-    """A single neuron's run."""
-
-    spike: np.ndarray  # [T, batch, *F]
-    v_next: np.ndarray  # [batch, *F]
-    v_trace: np.ndarray  # [T, batch, *F]
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        """By manifest name: the primary output first, time-major tensors, ``*_next`` final states."""
-        return {"spike": self.spike, "v_trace": self.v_trace, "v_next": self.v_next}
-
-
-@dataclass
-class TensorRun:
-    """Any model's run, by manifest tensor name (a network's ``out``, ``state.1.v_next``, ``state.1.v_trace``...)."""
-
-    named: dict[str, np.ndarray]
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        return self.named
+#: Tensors by manifest name.
+Tensors = dict[str, np.ndarray]
 
 
 class Backend(ABC):
-    """Runs ``x[T, batch, *F]`` from ``v0[batch, *F]``."""
+    """Runs ``x[T, batch, ...]`` from the initial states (by state input name)."""
 
     #: Short unique name, e.g. ``"onnxruntime/step/opt=all/threads=2"``.
     name: str
 
     @abstractmethod
-    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult: ...
-
-
-class NetworkBackend(ABC):
-    """Runs a network: ``x[T, batch, ...]`` from initial states given by name."""
-
-    name: str
-
-    @abstractmethod
-    def run(self, x: np.ndarray, states: dict[str, np.ndarray]) -> TensorRun: ...
+    def run(self, x: np.ndarray, states: Tensors) -> Tensors: ...
 
 
 @dataclass(frozen=True)
@@ -69,16 +44,28 @@ class Context:
     unusable: frozenset[str] = frozenset()  # artifacts that failed their checksum: never loaded
 
     def usable(self, name: str) -> bool:
-        return name not in self.unusable
+        return name not in self.unusable and any(a["name"] == name for a in self.manifest["artifacts"])
 
     @property
     def is_network(self) -> bool:
         return "network" in self.manifest
 
-    def artifact(self, name: str) -> Path:
-        from ..export.manifest import find_artifact
+    def entry(self, name: str) -> ArtifactEntry:
+        return find_artifact(self.manifest, name)
 
-        return self.models_dir / find_artifact(self.manifest, name)["file"]
+    def artifact(self, name: str) -> Path:
+        return self.models_dir / self.entry(name)["file"]
+
+    def signature(self) -> Signature:
+        """The model's input names and shapes, from its step artifact."""
+        step = next(a for a in self.manifest["artifacts"] if a["kind"] == "step")
+        params = {}
+        if "neuron" in self.manifest:
+            from ..export.spec import NeuronSpec
+
+            params = NeuronSpec.from_json(self.manifest["neuron"]).numpy_params()
+        return Signature(step["inputs"][0]["dtype"], step["inputs"][0]["shape"],
+                         {t["name"]: t["shape"] for t in step["inputs"][1:]}, "neuron" in self.manifest, params)
 
 
 Factory = Callable[[Context], Iterator[Backend]]
@@ -105,22 +92,37 @@ def chunk_bounds(steps: int, chunks: tuple[int, ...] = (1, 7, 50)) -> list[tuple
     return bounds
 
 
-def torch_step_loop(step: Callable, x: np.ndarray, v0: np.ndarray) -> RunResult:
-    """Run ``step(x_t, v) -> (spike, v_next)`` (a torch module or method) once per time step."""
-    import torch
-
-    spikes, trace, v = [], [], torch.from_numpy(v0)
-    with torch.no_grad():
-        for t in range(x.shape[0]):
-            s, v = step(torch.from_numpy(x[t]), v)
-            spikes.append(s.numpy())
-            trace.append(v.numpy())
-    return stack_steps(spikes, trace, x, v.numpy())
+def neuron_result(spike: np.ndarray, v_next: np.ndarray, v_trace: np.ndarray) -> Tensors:
+    """A single neuron's run by name."""
+    return {"spike": spike, "v_trace": v_trace, "v_next": v_next}
 
 
-def stack_steps(spikes: list[np.ndarray], trace: list[np.ndarray], x: np.ndarray, v: np.ndarray) -> RunResult:
-    """Assemble per-step outputs into a :class:`RunResult` (``T = 0`` included)."""
-    if not spikes:
-        empty = np.empty_like(x)
-        return RunResult(empty, np.broadcast_to(v, x.shape[1:]).copy(), empty.copy())
-    return RunResult(np.stack(spikes), v, np.stack(trace))
+class StepCollector:
+    """Collects a run's outputs chunk by chunk (a step is a chunk of one) into :data:`Tensors`."""
+
+    def __init__(self, entry: ArtifactEntry, x: np.ndarray, states: Tensors) -> None:
+        self.output = entry["outputs"][0]["name"]
+        dims = [d for d in entry["outputs"][0]["shape"] if d != "time"]
+        # Named dims are x's (batch, or a neuron's dynamic features, which the output shares).
+        self.out_shape = tuple(x.shape[1 + i] if isinstance(d, str) else d for i, d in enumerate(dims))
+        self.state_entries = entry["state"]
+        self.x = x
+        self.initial = states
+        self.outs: list[np.ndarray] = []
+        self.traces: dict[str, list[np.ndarray]] = {s["trace"]: [] for s in self.state_entries}
+
+    def add(self, out: np.ndarray, traces: list[np.ndarray]) -> None:
+        """``out`` and every state's trace, each ``[chunk, ...]``, in the manifest's state order."""
+        self.outs.append(out)
+        for s, trace in zip(self.state_entries, traces, strict=True):
+            self.traces[s["trace"]].append(trace)
+
+    def result(self, finals: list[np.ndarray]) -> Tensors:
+        out = np.concatenate(self.outs) if self.outs else np.empty((0, *self.out_shape), self.x.dtype)
+        named = {self.output: out}
+        for s in self.state_entries:
+            parts = self.traces[s["trace"]]
+            named[s["trace"]] = np.concatenate(parts) if parts else np.empty((0, *self.initial[s["input"]].shape),
+                                                                             self.x.dtype)
+        named.update({s["output"]: f for s, f in zip(self.state_entries, finals, strict=True)})
+        return named

@@ -9,8 +9,9 @@ import torch
 
 from ..export.spec import NeuronSpec
 from ..fast import simulate
-from ..fast.stream import OnnxStepStream
-from .base import Backend, Context, RunResult, register, stack_steps
+from .base import Backend, Context, Tensors, neuron_result, register
+from .eager import stack_neuron_steps
+from .ort_stream import OnnxStepStream
 
 
 class FastSimulate(Backend):
@@ -20,11 +21,12 @@ class FastSimulate(Backend):
         self.params = spec.parameter_tensors()
         self.reset = spec.reset
 
-    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
+    def run(self, x: np.ndarray, states: Tensors) -> Tensors:
         p = self.params
-        spikes, v, trace = simulate(torch.from_numpy(x), torch.from_numpy(v0), p["beta"], p["threshold"],
+        spikes, v, trace = simulate(torch.from_numpy(x), torch.from_numpy(states["v"]), p["beta"], p["threshold"],
                                     p["v_reset"], self.reset, return_trace=True)
-        return RunResult(spikes.numpy(), v.numpy(), trace.numpy())
+        assert trace is not None
+        return neuron_result(spikes.numpy(), v.numpy(), trace.numpy())
 
 
 class FastStream(Backend):
@@ -33,14 +35,14 @@ class FastStream(Backend):
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
-        stream = OnnxStepStream(self.ctx.models_dir, x.shape[1:])
-        stream.reset(v=v0)
+    def run(self, x: np.ndarray, states: Tensors) -> Tensors:
+        stream = OnnxStepStream(self.ctx.models_dir, x.shape[1:], manifest=self.ctx.manifest)
+        stream.reset(v=states["v"])
         spikes, trace = [], []
         for t in range(x.shape[0]):
             spikes.append(stream.step(x[t]).copy())
             trace.append(stream.state("v"))
-        return stack_steps(spikes, trace, x, stream.state("v"))
+        return stack_neuron_steps(spikes, trace, x, stream.state("v"))
 
 
 @register("fast")

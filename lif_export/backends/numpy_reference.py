@@ -1,4 +1,4 @@
-"""The independent NumPy implementation of SPEC.md (:mod:`lif_export.reference`) as a backend."""
+"""The independent NumPy implementation of the semantics (:mod:`lif_export.reference`) as a backend."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from ..export.spec import NeuronSpec
 from ..reference import reference_sequence
-from .base import Backend, Context, RunResult, register
+from .base import Backend, Context, Tensors, neuron_result, register
 
 
 class NumpyReference(Backend):
@@ -20,12 +20,12 @@ class NumpyReference(Backend):
         self.arithmetic = arithmetic
         self.name = "numpy/reference" if arithmetic == "spec" else f"numpy/{arithmetic}"
 
-    def run(self, x: np.ndarray, v0: np.ndarray) -> RunResult:
+    def run(self, x: np.ndarray, states: Tensors) -> Tensors:
         p = self.params
         spike, v, trace = reference_sequence(
-            x, v0, p["beta"], p["threshold"], p["v_reset"], p["reset"], self.arithmetic
+            x, states["v"], p["beta"], p["threshold"], p["v_reset"], p["reset"], self.arithmetic
         )
-        return RunResult(spike, v, trace)
+        return neuron_result(spike, v, trace)
 
 
 @register("numpy")

@@ -18,10 +18,11 @@ import onnxruntime as ort
 import torch
 
 from .. import __version__
+from ..backends.cpp_runners import cpp_build_dir
+from ..backends.ort_session import make_session
+from ..backends.ort_stream import OnnxStepStream
 from ..export import NeuronSpec, export
 from ..fast import simulate
-from ..fast.stream import OnnxStepStream
-from ..ort_session import make_session
 from .native import load_native, run_native
 
 #: name -> (T, shape of one step)
@@ -202,11 +203,6 @@ def w3_paths(ctx: BenchContext) -> list[BenchPath]:
 
 
 PATHS = {"W1": w1_paths, "W2": w2_paths, "W3": w3_paths}
-
-
-def cpp_build_dir() -> Path:
-    """Where scripts/build_cpp.sh puts the runners (``LIF_EXPORT_CPP_BUILD`` overrides)."""
-    return Path(os.environ.get("LIF_EXPORT_CPP_BUILD") or Path(__file__).resolve().parents[2] / "cpp" / "build")
 
 
 def _cpp_w2(ctx: BenchContext, rounds: int) -> list[BenchResult]:

@@ -31,15 +31,14 @@ def _show(value: np.floating) -> str:
     return f"{float(value)!r} ({value.dtype.type(value).tobytes()[::-1].hex()})"
 
 
-def compare(backend: str, case: str, reference, candidate) -> Comparison:  # noqa: ANN001 - RunResult/TensorRun
-    """Compare every named tensor of ``candidate`` with ``reference``, bit for bit.
+def compare(backend: str, case: str, want: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> Comparison:
+    """Compare every named tensor of ``got`` with the reference ``want``, bit for bit.
 
     The first tensor is the primary output (spikes, or a network's ``out``),
     counted as "spike" mismatches; the others are states (``*_trace`` per
     step, ``*_next`` final), counted as potential mismatches. NaN payloads and
     signed zeros count.
     """
-    want, got = reference.tensors(), candidate.tensors()
     primary = next(iter(want))
     steps = want[primary].shape[0]
     spikes = int(np.nansum(want[primary])) if primary == "spike" or primary.endswith("spike") else 0

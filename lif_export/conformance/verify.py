@@ -3,8 +3,9 @@
 1. Each artifact's sha256 is checked against the manifest; a changed file is
    reported and never run.
 2. Every backend variation (see :mod:`lif_export.backends`) runs every input
-   suite (see :mod:`.suites`); results are compared bit for bit with eager
-   ``LIFSequence`` rebuilt from the manifest's parameters.
+   case of the catalogue (:mod:`lif_export.cases`); results are compared bit for
+   bit with eager PyTorch: ``lif_sequence`` rebuilt from a neuron's manifest
+   parameters, or a network's scripted eager module.
 3. The golden vectors are compared against every backend, eager included.
 
 ``full=True`` adds every variation, long suites, and a matrix of fresh
@@ -24,14 +25,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..backends import REGISTRY, Backend, Context, EagerSequence, RunResult
-from ..backends.base import TensorRun
-from ..backends.network import TorchScriptNetwork
+from ..backends import REGISTRY, Backend, Context, EagerSequence, Tensors
+from ..backends.torchscript import TorchScriptArtifact
+from ..cases import CASES, cases_for
 from ..export import manifest as manifest_mod
-from ..export import onnx_graphs, vectors
+from ..export import vectors
+from ..export.formats import onnx as onnx_format
 from ..export.spec import NeuronSpec
 from .compare import Comparison, compare
-from .suites import NETWORK_SUITES, SUITES
 
 
 @dataclass
@@ -81,12 +82,27 @@ def build_backends(ctx: Context, families: Iterable[str] | None = None) -> list[
     return [backend for family in selected for backend in REGISTRY[family](ctx)]
 
 
-def _run(backend: Backend, case: str, x: np.ndarray, v0, expected) -> Comparison:  # noqa: ANN001
+def _run(backend: Backend, case: str, x: np.ndarray, states: Tensors, expected: Tensors) -> Comparison:
     try:
-        return compare(backend.name, case, expected, backend.run(x, v0))
+        return compare(backend.name, case, expected, backend.run(x, states))
     except Exception as err:  # noqa: BLE001 - a crashing backend is a reported failure
         detail = traceback.format_exception_only(err)[-1].strip()
         return Comparison(backend.name, case, x.shape[0], -1, -1, -1, float("inf"), f"error: {detail}")
+
+
+#: ``(name, make() -> (x, initial states, expected outputs), backends)``
+Case = tuple[str, Callable[[], tuple[np.ndarray, Tensors, Tensors]], list[Backend]]
+
+
+def reference_backend(ctx: Context, report: VerifyReport) -> Backend | None:
+    """Eager ``lif_sequence`` rebuilt from a neuron's manifest parameters; for a network (whose weights
+    are in its artifacts, not its manifest), the scripted eager network of its sequence artifact."""
+    if "neuron" in ctx.manifest:
+        return EagerSequence(NeuronSpec.from_json(ctx.manifest["neuron"]))
+    if ctx.usable("torchscript_sequence"):
+        return TorchScriptArtifact(ctx, "torchscript_sequence")
+    report.errors.append("torchscript_sequence is missing or failed its checksum: the input cases have no reference")
+    return None
 
 
 def verify_dir(
@@ -103,68 +119,40 @@ def verify_dir(
     report.checksum_failures, unusable = check_checksums(models_dir, manifest)
     ctx = Context(models_dir, manifest, full, unusable)
     wanted = _check_case_names(cases, manifest)
-    golden = [v for v in manifest["vectors"]
-              if wanted is None or v["case"] in wanted or f"golden:{v['case']}" in wanted]
-    plan = _network_cases if "network" in manifest else _neuron_cases
-    _run_cases(report, plan(ctx, wanted, golden, families, report), models_dir, progress)
+    signature = ctx.signature()
+    backends = build_backends(ctx, families)
+    reference = reference_backend(ctx, report)
+    plan: list[Case] = []
+    if reference is not None:
+        for case in cases_for(signature):
+            if wanted is None or case.name in wanted:
+                plan.append((case.name, lambda c=case: _with_reference(reference, *c.build(signature, full)),
+                             backends))
+    for entry in manifest["vectors"]:
+        if wanted is None or entry["case"] in wanted or f"golden:{entry['case']}" in wanted:
+            golden_backends = [reference, *backends] if isinstance(reference, EagerSequence) else backends
+            plan.append((f"golden:{entry['case']}", lambda e=entry: _golden(models_dir, e), golden_backends))
+    _run_cases(report, plan, models_dir, progress)
     return report
 
 
-Case = tuple[str, Callable[[], tuple], list]  # (name, make() -> (x, initial state, expected), backends)
+def _golden(models_dir: Path, entry: dict) -> tuple[np.ndarray, Tensors, Tensors]:
+    ins, outs = vectors.read_case(models_dir / entry["dir"])
+    return ins.pop("x"), ins, outs
 
 
-def _neuron_cases(ctx: Context, wanted: set[str] | None, golden: list[dict], families: Iterable[str] | None,
-                  report: VerifyReport) -> list[Case]:
-    """A single neuron: every backend against eager ``lif_sequence`` on the suites, and against the
-    golden vectors (eager included)."""
-    spec = NeuronSpec.from_json(ctx.manifest["neuron"])
-    reference = EagerSequence(spec)
-    backends = build_backends(ctx, families)
-    suites = [s for s in SUITES if wanted is None or s.name in wanted]
-
-    def golden_case(entry: dict) -> tuple[np.ndarray, np.ndarray, RunResult]:
-        ins, outs = vectors.read_case(ctx.models_dir / entry["dir"])
-        return ins["x"], ins["v"], RunResult(outs["spike"], outs["v_next"], outs["v_trace"])
-
-    return ([(s.name, lambda s=s: _with_reference(reference, *s.build(spec, ctx.full)), backends) for s in suites]
-            + [(f"golden:{e['case']}", lambda e=e: golden_case(e), [reference, *backends]) for e in golden])
+def _with_reference(reference: Backend, x: np.ndarray, states: Tensors) -> tuple[np.ndarray, Tensors, Tensors]:
+    return x, states, reference.run(x, states)
 
 
-def _network_cases(ctx: Context, wanted: set[str] | None, golden: list[dict], families: Iterable[str] | None,
-                   report: VerifyReport) -> list[Case]:
-    """A network: every artifact against the scripted eager network (its sequence artifact) on the
-    network suites, and against the golden vectors, which the eager network computed at export."""
-    backends = build_backends(ctx, ["network"] if families is None else families)
-    suites = [s for s in NETWORK_SUITES if wanted is None or s.name in wanted]
-    if ctx.usable("torchscript_sequence"):
-        reference = TorchScriptNetwork(ctx, "torchscript_sequence")
-    else:
-        report.errors.append("torchscript_sequence failed its checksum: the network suites have no reference")
-        suites = []
-
-    def golden_case(entry: dict) -> tuple[np.ndarray, dict, TensorRun]:
-        ins, outs = vectors.read_case(ctx.models_dir / entry["dir"])
-        return ins.pop("x"), ins, TensorRun(outs)
-
-    return ([(s.name, lambda s=s: _with_reference(reference, *s.build(ctx.manifest, ctx.full)), backends)
-             for s in suites]
-            + [(f"golden:{e['case']}", lambda e=e: golden_case(e), backends) for e in golden])
-
-
-def _with_reference(reference, x: np.ndarray, initial) -> tuple:  # noqa: ANN001
-    return x, initial, reference.run(x, initial)
-
-
-def _run_cases(report: VerifyReport, cases: list[tuple[str, Callable[[], tuple], list]], models_dir: Path,
-               progress: bool) -> None:
-    """Each case is ``(name, make() -> (x, initial state, expected), backends)``."""
+def _run_cases(report: VerifyReport, cases: list[Case], models_dir: Path, progress: bool) -> None:
     total = sum(len(backends) for _, _, backends in cases)
     with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress, file=sys.stderr,
               leave=False) as bar:
         for name, make, backends in cases:
-            x, initial, expected = make()
+            x, states, expected = make()
             for backend in backends:
-                report.comparisons.append(_run(backend, name, x, initial, expected))
+                report.comparisons.append(_run(backend, name, x, states, expected))
                 bar.update()
 
 
@@ -173,8 +161,7 @@ def _check_case_names(cases: Iterable[str] | None, manifest: dict) -> set[str] |
     if cases is None:
         return None
     wanted = set(cases)
-    known = ({s.name for s in SUITES} | {s.name for s in NETWORK_SUITES}
-             | {v["case"] for v in manifest["vectors"]} | {f"golden:{v['case']}" for v in manifest["vectors"]})
+    known = set(CASES) | {v["case"] for v in manifest["vectors"]} | {f"golden:{v['case']}" for v in manifest["vectors"]}
     unknown = sorted(wanted - known)
     if unknown:
         raise ValueError(f"case must be one of {sorted(known)}, got {unknown}")
@@ -231,17 +218,16 @@ def model_networks() -> dict[str, tuple[object, tuple[int, ...]]]:
 def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
     """Export and verify every configuration of :func:`matrix_specs`, every opset, and a small
     network per neuron model in both dtypes."""
-    from ..export import export
-    from ..network.export import export_network
+    from ..export import export, export_network
 
-    newest = onnx_graphs.newest_runnable_opset()
+    newest = onnx_format.newest_runnable_opset()
     exports: list[tuple[str, Callable[[str], object]]] = []
     for spec in matrix_specs():
         per_neuron = "per-neuron" if isinstance(spec.beta, list) else "scalar"
-        exports.append((f"{spec.dtype}/{spec.reset}/{per_neuron}/opset={onnx_graphs.DEFAULT_OPSET}",
+        exports.append((f"{spec.dtype}/{spec.reset}/{per_neuron}/opset={onnx_format.DEFAULT_OPSET}",
                         lambda tmp, spec=spec: export(spec, tmp)))
-    for opset in range(onnx_graphs.MIN_OPSET, newest + 1):
-        if opset != onnx_graphs.DEFAULT_OPSET:
+    for opset in range(onnx_format.MIN_OPSET, newest + 1):
+        if opset != onnx_format.DEFAULT_OPSET:
             exports.append((f"float32/zero/scalar/opset={opset}",
                             lambda tmp, o=opset: export(NeuronSpec(), tmp, opset=o)))
     for name, (network, features) in model_networks().items():

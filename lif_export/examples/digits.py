@@ -158,11 +158,12 @@ def run_example(out_dir: Path, epochs: int, steps: int, figure: Path | None, see
     import subprocess
 
     from ..backends.base import Context
-    from ..backends.network import OrtNetwork, TorchScriptNetwork
-    from ..bench.runner import cpp_build_dir
+    from ..backends.cpp_runners import RUNNERS, cpp_build_dir
+    from ..backends.onnxruntime import OrtArtifact
+    from ..backends.torchscript import TorchScriptArtifact
     from ..conformance.verify import verify_dir
+    from ..export import export_network
     from ..export.manifest import load_manifest
-    from ..network.export import export_network
 
     data = load_data(seed)
     net, losses = train(data, epochs=epochs, steps=steps, seed=seed, progress=progress)
@@ -184,16 +185,16 @@ def run_example(out_dir: Path, epochs: int, steps: int, figure: Path | None, see
     zero_states = {n: np.zeros((x_test.shape[1], *s.shape[1:]), np.float32)
                    for n, s in zip(net.state_names, net.initial_state(1, torch.float32), strict=True)}
     rows = [("eager PyTorch", eager)]
-    for backend in [TorchScriptNetwork(ctx, "torchscript_sequence"), TorchScriptNetwork(ctx, "torchscript_step"),
-                    OrtNetwork(ctx, "onnx_sequence", "all", 1), OrtNetwork(ctx, "onnx_step", "all", 1)]:
-        rows.append((backend.name, predictions_from_output(backend.run(x_test, dict(zero_states)).named["out"])))
+    for backend in [TorchScriptArtifact(ctx, "torchscript_sequence"), TorchScriptArtifact(ctx, "torchscript_step"),
+                    OrtArtifact(ctx, "onnx_sequence", "all", 1), OrtArtifact(ctx, "onnx_step", "all", 1)]:
+        rows.append((backend.name, predictions_from_output(backend.run(x_test, dict(zero_states))["out"])))
     summary = {"test_accuracy": test_acc, "verify_ok": verification.ok, "backends": {}, "cpp": {}}
     for name, predicted in rows:
         same = bool(np.array_equal(predicted, eager))
         acc = int((predicted == labels).sum()) / len(labels)
         summary["backends"][name] = {"accuracy": acc, "identical_to_eager": same}
         report(f"  {name:<45} accuracy {acc:.4f}  predictions identical to eager: {'yes' if same else 'NO'}")
-    for runner in ("lif_ort_runner", "lif_torch_runner"):
+    for runner in RUNNERS:
         binary = cpp_build_dir() / runner
         if not binary.exists():
             summary["cpp"][runner] = "not built (scripts/build_cpp.sh)"

@@ -13,11 +13,9 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 import jsonschema
-
-from .onnx_graphs import SEQUENCE_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, step_dims
-from .spec import NeuronSpec
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -28,6 +26,49 @@ EMBEDDED_KEY = "lif_export_manifest.json"
 
 class ManifestError(ValueError):
     """A manifest that is missing, malformed, of an unknown version or out of date."""
+
+
+class TensorEntry(TypedDict):
+    name: str
+    dtype: str
+    shape: list[int | str]
+
+
+class StateEntry(TypedDict):
+    input: str
+    output: str
+    trace: str
+    initial_value: float
+
+
+class ArtifactEntry(TypedDict):
+    """One exported file (``manifest.schema.json``, ``$defs/artifact``)."""
+
+    name: str
+    file: str
+    format: str
+    kind: str
+    method: str
+    calling_convention: str
+    inputs: list[TensorEntry]
+    outputs: list[TensorEntry]
+    state: list[StateEntry]
+    sha256: NotRequired[str]
+    opset: NotRequired[int]
+    neuron: NotRequired[dict[str, Any]]
+    network: NotRequired[dict[str, Any]]
+    extra_methods: NotRequired[dict[str, Any]]
+
+
+class VectorCaseEntry(TypedDict):
+    """One golden-vector case folder (``$defs/vector_case``)."""
+
+    case: str
+    dir: str
+    steps: int
+    description: str
+    inputs: list[TensorEntry]
+    outputs: list[TensorEntry]
 
 
 def schema() -> dict:
@@ -58,50 +99,7 @@ def generator_versions() -> dict[str, str]:
     }
 
 
-def _tensors(spec: NeuronSpec, names: tuple[str, ...], time_major: tuple[str, ...]) -> list[dict]:
-    dims = step_dims(spec)
-    return [
-        {"name": n, "dtype": spec.dtype, "shape": (["time", *dims] if n in time_major else dims)}
-        for n in names
-    ]
-
-
-def artifact_entries(spec: NeuronSpec, opset: int) -> list[dict]:
-    """The artifacts an export writes, described without their checksums."""
-    # "trace" names the golden-vector tensor holding this state after every step.
-    state = [{"input": "v", "output": "v_next", "trace": "v_trace", "initial_value": 0.0}]
-    step_io = {
-        "inputs": _tensors(spec, STEP_INPUTS, ()),
-        "outputs": _tensors(spec, STEP_OUTPUTS, ()),
-        "state": state,
-        "neuron": spec.to_json(),
-    }
-    seq_io = {
-        "inputs": _tensors(spec, STEP_INPUTS, ("x",)),
-        "outputs": _tensors(spec, SEQUENCE_OUTPUTS, ("spike", "v_trace")),
-        "state": state,
-        "neuron": spec.to_json(),
-    }
-    return [
-        {"name": "onnx_step", "file": "lif_step.onnx", "format": "onnx", "kind": "step",
-         "method": "run", "opset": opset, **step_io},
-        {"name": "onnx_sequence", "file": "lif_sequence.onnx", "format": "onnx", "kind": "sequence",
-         "method": "run", "opset": opset, **seq_io},
-        {"name": "torchscript_step", "file": "lif_step.pt", "format": "torchscript", "kind": "step",
-         "method": "forward", **step_io},
-        {"name": "torchscript_sequence", "file": "lif_sequence.pt", "format": "torchscript",
-         "kind": "sequence", "method": "forward_trace", **seq_io},
-        {"name": "torchscript_neuron", "file": "lif_neuron.pt", "format": "torchscript",
-         "kind": "stateful_neuron", "method": "step", **step_io,
-         "extra_methods": {
-             "forward": {"inputs": ["input_current"], "outputs": ["spike"],
-                         "hidden_state": ["potential", "spike"]},
-             "reset_state": {"inputs": [], "outputs": []},
-         }},
-    ]
-
-
-def new_manifest(artifacts: list[dict], vectors: list[dict], **model: dict) -> dict:
+def new_manifest(artifacts: list[ArtifactEntry], vectors: list[VectorCaseEntry], **model: dict) -> dict:
     """A manifest dict; ``model`` is ``neuron=...`` or ``network=...``."""
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -138,7 +136,7 @@ def load_manifest(models_dir: Path) -> dict:
     return manifest
 
 
-def find_artifact(manifest: dict, name: str) -> dict:
+def find_artifact(manifest: dict, name: str) -> ArtifactEntry:
     for entry in manifest["artifacts"]:
         if entry["name"] == name:
             return entry

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .. import validation
-from ..functional import lif_sequence
+from ..functional import broadcasts_to, lif_sequence
 from ..modules import MIN_LEARNED_THRESHOLD, LIFCell, LIFNeuron, LIFSequence
 
 #: Export dtypes: name -> (torch dtype, numpy dtype).
@@ -77,7 +77,7 @@ class NeuronSpec:
                 object.__setattr__(self, "feature_shape", tuple(int(d) for d in inferred))
                 shape = self.feature_shape
             for k in per_neuron:
-                if not _broadcasts_to(tuple(tensors[k].shape), shape):
+                if not broadcasts_to(list(tensors[k].shape), list(shape)):
                     raise ValueError(
                         f"per-neuron {k} of shape {tuple(tensors[k].shape)} does not broadcast to "
                         f"feature_shape {shape}"
@@ -111,8 +111,8 @@ class NeuronSpec:
 
     def module_kwargs(self) -> dict:
         t = self.parameter_tensors()
-        return dict(beta=t["beta"], threshold=t["threshold"], v_reset=t["v_reset"], reset=self.reset,
-                    dtype=self.torch_dtype)
+        return {"beta": t["beta"], "threshold": t["threshold"], "v_reset": t["v_reset"], "reset": self.reset,
+                "dtype": self.torch_dtype}
 
     def cell(self) -> LIFCell:
         return LIFCell(**self.module_kwargs())
@@ -162,12 +162,6 @@ class NeuronSpec:
             dtype=data["dtype"],
             feature_shape=tuple(data["feature_shape"]),
         )
-
-
-def _broadcasts_to(shape: tuple, target: tuple) -> bool:
-    if len(shape) > len(target):
-        return False
-    return all(s == 1 or s == t for s, t in zip(shape[::-1], target[::-1], strict=False))
 
 
 def _plain(t: torch.Tensor) -> float | list:

@@ -1,92 +1,56 @@
-"""Golden vectors: inputs, initial state and eager PyTorch's expected outputs.
+"""Golden vectors: inputs, initial states and eager PyTorch's outputs for the catalogue's golden cases.
 
-Laid out like ONNX's backend test data, one folder per case::
+Laid out like ONNX's backend test data, one folder per case, numbered as the sequence graph's
+inputs and outputs::
 
-    vectors/<case>/input_0.pb   x        [time, batch, *F]
-                   input_1.pb   v        [batch, *F]   (initial state)
-                   output_0.pb  spike    [time, batch, *F]
-                   output_1.pb  v_next   [batch, *F]   (final state)
-                   output_2.pb  v_trace  [time, batch, *F]
+    vectors/<case>/input_0.pb    x                  [time, batch, *F]
+                   input_k.pb    the k-th state     [batch, ...]          (initial value)
+                   output_0.pb   spike (or out)     [time, batch, ...]
+                   output_k.pb   the final states, then every state's trace [time, batch, ...]
 
-The numbering follows the sequence graph's inputs and outputs; each tensor is
-also saved as ``<name>.npy``. A step-by-step host feeds ``x[t]`` with the
-state and compares against ``spike[t]`` and ``v_trace[t]``.
+Each tensor is also saved as ``<name>.npy``. A step-by-step host feeds ``x[t]`` with the states
+and compares against the primary output's and the traces' step ``t``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from onnx import numpy_helper
+from onnx import TensorProto, numpy_helper
 
-from .. import inputs
-from .onnx_graphs import SEQUENCE_OUTPUTS, STEP_INPUTS
-from .spec import NeuronSpec
-
-BATCH = 4
-DYNAMIC_NEURONS = 8
+from ..cases import Case
+from .manifest import VectorCaseEntry
+from .model import ExportModel
 
 
-@dataclass(frozen=True)
-class VectorCase:
-    name: str
-    description: str
-    steps: int
-    make_input: inputs.InputFn
-
-
-CASES: dict[str, VectorCase] = {
-    case.name: case
-    for case in [
-        VectorCase("random", "normal currents, mean 0.35 theta, sd theta", 100, inputs.random_currents(1.0)),
-        VectorCase("constant_low", "constant I with I/(1-beta) = theta/2: never fires", 100,
-                   inputs.constant(0.5)),
-        VectorCase("constant_high", "constant I with I/(1-beta) = 3 theta: fires periodically", 100,
-                   inputs.constant(3.0)),
-        VectorCase("near_threshold", "beta*v + x within two ulp of theta at every step", 60,
-                   inputs.near_threshold(2)),
-        VectorCase("special_values", "random with NaN, +-inf, +-0, subnormals and the largest float",
-                   60, inputs.special_values),
-    ]
-}
-
-
-def case_input(spec: NeuronSpec, case: VectorCase, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(x[time, batch, *F], v0[batch, *F])`` for a case."""
-    shape = (case.steps, *spec.concrete_shape(BATCH, DYNAMIC_NEURONS))
-    rng = np.random.default_rng(seed)
-    x = np.ascontiguousarray(case.make_input(spec.numpy_params(), shape, spec.numpy_dtype, rng))
-    return x, np.zeros(shape[1:], dtype=spec.numpy_dtype)
-
-
-def expected_outputs(spec: NeuronSpec, x: np.ndarray, v0: np.ndarray) -> dict[str, np.ndarray]:
-    """Eager PyTorch's ``spike``, ``v_next`` and ``v_trace`` for the inputs (the functional loop)."""
-    spike, v_next, v_trace = spec.reference(torch.from_numpy(x), torch.from_numpy(v0))
-    return {"spike": spike.numpy(), "v_next": v_next.numpy(), "v_trace": v_trace.numpy()}
-
-
-def write_case(spec: NeuronSpec, case: VectorCase, folder: Path) -> dict:
-    """Write one case's tensors into ``folder``; return its manifest entry."""
+def write_case(model: ExportModel, name: str, description: str, x: np.ndarray, states: dict[str, np.ndarray],
+               folder: Path) -> VectorCaseEntry:
+    """Write one case's inputs and the model's eager outputs into ``folder``; return its manifest entry."""
     folder.mkdir(parents=True, exist_ok=True)
-    x, v0 = case_input(spec, case)
-    tensors = dict(zip(STEP_INPUTS, (x, v0), strict=True))
-    outputs = expected_outputs(spec, x, v0)
-    for i, name in enumerate(STEP_INPUTS):
-        save_tensor(folder, f"input_{i}", name, tensors[name])
-    for i, name in enumerate(SEQUENCE_OUTPUTS):
-        save_tensor(folder, f"output_{i}", name, outputs[name])
-    describe = lambda name, a: {"name": name, "dtype": spec.dtype, "shape": list(a.shape)}  # noqa: E731
+    x = np.ascontiguousarray(np.asarray(x).astype(model.numpy_dtype))
+    inputs = {"x": x, **{s.input: states[s.input] for s in model.states}}
+    expected = model.reference(x, states)
+    outputs = {model.output: expected[model.output], **{s.output: expected[s.output] for s in model.states},
+               **{s.trace: expected[s.trace] for s in model.states}}
+    for i, (tensor_name, array) in enumerate(inputs.items()):
+        save_tensor(folder, f"input_{i}", tensor_name, array)
+    for i, (tensor_name, array) in enumerate(outputs.items()):
+        save_tensor(folder, f"output_{i}", tensor_name, array)
+
+    def describe(tensor_name: str, array: np.ndarray) -> dict:
+        return {"name": tensor_name, "dtype": model.dtype, "shape": list(array.shape)}
+
     return {
-        "case": case.name,
-        "dir": f"vectors/{case.name}",
-        "steps": case.steps,
-        "description": case.description,
-        "inputs": [describe(n, tensors[n]) for n in STEP_INPUTS],
-        "outputs": [describe(n, outputs[n]) for n in SEQUENCE_OUTPUTS],
+        "case": name, "dir": f"vectors/{name}", "steps": int(x.shape[0]), "description": description,
+        "inputs": [describe(n, a) for n, a in inputs.items()],  # type: ignore[misc]
+        "outputs": [describe(n, a) for n, a in outputs.items()],  # type: ignore[misc]
     }
+
+
+def write_catalogue_case(model: ExportModel, case: Case, folder: Path) -> VectorCaseEntry:
+    x, states = case.build(model.signature())
+    return write_case(model, case.name, case.description, x, states, folder)
 
 
 def save_tensor(folder: Path, stem: str, name: str, array: np.ndarray) -> None:
@@ -97,7 +61,6 @@ def save_tensor(folder: Path, stem: str, name: str, array: np.ndarray) -> None:
 
 def read_case(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(inputs, outputs)`` of a case folder, by tensor name, from its ``input_*.pb``/``output_*.pb`` files."""
-    from onnx import TensorProto
 
     def load(path: Path) -> tuple[str, np.ndarray]:
         proto = TensorProto()

@@ -2,9 +2,8 @@
 
 * :func:`simulate` - forward over a sequence in reused buffers (no autograd);
 * :class:`LIFSequenceFunction` - training: forward plus a hand-written backward through time;
-* :class:`OnnxStepStream` - streaming one step at a time through onnxruntime with bound I/O.
 
-``LIFSequence`` uses the first two automatically in eager mode.
+``LIFSequence`` uses both automatically in eager mode.
 """
 
 from .bptt import LIFSequenceFunction

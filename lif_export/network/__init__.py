@@ -2,7 +2,7 @@
 
 Neuron models (one file each, all under the state protocol of :mod:`.protocol`):
 
-* :class:`LIFLayer` - SPEC.md's LIF; state ``v``.
+* :class:`LIFLayer` - ``docs/semantics.md``'s LIF; state ``v``.
 * :class:`SynapticLIFLayer` - current-based LIF; state ``i``, ``v``.
 * :class:`AdaptiveLIFLayer` - adaptive threshold; state ``v``, ``a``.
 * :class:`RecurrentLIFLayer` - LIF with recurrent weights; state ``v``, ``s``.

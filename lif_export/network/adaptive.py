@@ -1,57 +1,60 @@
-"""Adaptive LIF: the threshold rises by ``b`` with each spike and decays back. State ``v`` and ``a``.
-
-One step::
-
-    u        = beta * v + x
-    theta_t  = threshold + a            # effective threshold
-    s        = 1 if u > theta_t else 0
-    v_next   = v_reset where s else u   (reset="zero"), or u - s * theta_t (reset="subtract")
-    a_next   = rho * a + b * s          # adaptation: decays with rho, jumps by b on a spike
-"""
+"""Adaptive LIF: the threshold rises by ``b`` with each spike and decays back. State ``v`` and ``a``."""
 
 import torch
 from torch import Tensor
 
 from .. import validation
-from ..functional import fire_and_reset
-from .protocol import StatefulLayer
+from ..functional import fire_and_reset, integrate
+from .protocol import SpikingLayer
 
 
-class AdaptiveLIFLayer(StatefulLayer):
-    """``size`` adaptive-threshold LIF neurons. Shape ``[batch, size]``; state ``[v, a]``."""
+class AdaptiveLIFLayer(SpikingLayer):
+    r"""``size`` LIF neurons whose threshold adapts to their own firing.
 
-    __constants__ = [*StatefulLayer.__constants__, "reset"]
+    .. math::
+        u = \beta v + x,\qquad \vartheta_t = \vartheta + a,\qquad s = \mathbb{1}[u > \vartheta_t],\qquad
+        v' = \text{reset}(u, s, \vartheta_t),\qquad a' = \rho a + b s
 
-    def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
-                 rho: validation.ParamLike = 0.95, b: validation.ParamLike = 0.2,
-                 v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
-        super().__init__(size, ["v", "a"], **kwargs)
+    The subtract reset subtracts the effective threshold :math:`\vartheta_t`.
+
+    Args:
+        size: neurons per sample (an int or a feature-map shape).
+        beta, threshold, v_reset, learn_beta, learn_threshold, surrogate, surrogate_slope, dtype:
+            as for :class:`~lif_export.network.LIFLayer`.
+        reset: ``"zero"`` (default) or ``"subtract"`` (``"none"`` would never let ``a`` matter).
+        rho: adaptation decay in ``[0, 1]``. Default ``0.95``.
+        b: threshold jump per spike, finite and ``>= 0``. Default ``0.2``.
+
+    Shape:
+        - x: ``[batch, *size]``; state ``[v, a]``; output (spike) ``[batch, *size]``.
+
+    Example::
+
+        >>> layer = AdaptiveLIFLayer(1, beta=0.0, rho=1.0, b=0.5)
+        >>> state = layer.initial_state(1, torch.float32)
+        >>> s1, state = layer.step(torch.full((1, 1), 1.2), state)  # fires; a becomes 0.5
+        >>> s2, state = layer.step(torch.full((1, 1), 1.2), state)  # 1.2 is not above 1.5
+        >>> s1.item(), s2.item()
+        (1.0, 0.0)
+    """
+
+    def __init__(self, size: int | tuple[int, ...], *, beta: validation.ParamLike = 0.9,
+                 threshold: validation.ParamLike = 1.0, v_reset: validation.ParamLike = 0.0, reset: str = "zero",
+                 rho: validation.ParamLike = 0.95, b: validation.ParamLike = 0.2, learn_beta: bool = False,
+                 learn_threshold: bool = False, dtype: torch.dtype | None = None, **surrogate: object) -> None:
         if reset == "none":
             raise ValueError("reset must be 'zero' or 'subtract' for the adaptive LIF, got 'none'")
-        self._lif_parameters(beta, threshold, v_reset, reset)
-        validation.check_unit_interval("rho", self._param("rho", rho))
-        b_t = self._param("b", b)
-        if bool((~(torch.isfinite(b_t) & (b_t >= 0))).any()):
-            raise ValueError(f"b must be finite and >= 0, got {b_t.tolist()}")
+        super().__init__(size, ["v", "a"], beta, threshold, v_reset, reset, learn_beta, learn_threshold, dtype,
+                         surrogate)
+        self._param("rho", rho)
+        self._param("b", b)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        beta, threshold, v_reset = self.neuron_parameters()
         v, a = state[0], state[1]
-        u = self.beta * v + x
-        theta = self.threshold + a
-        spike, v_next = fire_and_reset(u, theta, self.v_reset, self.reset)
+        u = integrate(x, v, beta)
+        theta = threshold + a
+        spike, v_next = fire_and_reset(u, theta, v_reset, self.reset)
         a_next = self.rho * a + self.b * spike
-        spike = self.with_surrogate(spike, u, theta.detach())
-        return spike, [v_next, a_next]
-
-    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
-        from ..export.onnx_builder import ONNX_DTYPES, emit_fire_and_reset, emit_integrate
-
-        v, a = states
-        u = emit_integrate(g, x, v, self.onnx_param(g, "beta", dtype, hint), hint)
-        theta = g.op("Add", [self.onnx_param(g, "threshold", dtype, hint), a], f"{hint}theta")
-        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
-        spike, v_next, _ = emit_fire_and_reset(g, u, theta, v_reset, self.reset, ONNX_DTYPES[dtype], hint)
-        a_next = g.op("Add", [g.op("Mul", [self.onnx_param(g, "rho", dtype, hint), a], f"{hint}rho_a"),
-                              g.op("Mul", [self.onnx_param(g, "b", dtype, hint), spike], f"{hint}b_s")],
-                      f"{hint}a_next")
+        spike = self.with_surrogate(spike, u, threshold + a.detach())  # no gradient into a
         return spike, [v_next, a_next]

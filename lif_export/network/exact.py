@@ -13,7 +13,6 @@ straight through the grid (a straight-through estimator).
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -35,16 +34,6 @@ def straight_through(x: Tensor, bound: float, scale: float) -> Tensor:
     if x.requires_grad:
         q = q + (x - x.detach())  # exactly +0.0 for finite x: the forward value stays on the grid
     return q
-
-
-def quantize_onnx(layer: nn.Module, g, x: str, dtype: str, hint: str) -> str:  # noqa: ANN001
-    """:func:`quantize` of the layer's input as ONNX nodes: Clip, Mul, Round, Div (each exact)."""
-    np_dtype = np.float32 if dtype == "float32" else np.float64
-    lo = g.const(f"{hint}input_min", np.array(-layer.input_bound, np_dtype))
-    hi = g.const(f"{hint}input_max", np.array(layer.input_bound, np_dtype))
-    scale = g.const(f"{hint}scale", np.array(layer.scale, np_dtype))
-    scaled = g.op("Mul", [g.op("Clip", [x, lo, hi], f"{hint}clip"), scale], f"{hint}scaled")
-    return g.op("Div", [g.op("Round", [scaled], f"{hint}rounded"), scale], f"{hint}xq")
 
 
 class ExactLinear(nn.Module):
@@ -83,19 +72,6 @@ class ExactLinear(nn.Module):
         if bias is not None:
             wide = wide + bias.double()
         return wide.to(x.dtype)
-
-    def to_onnx(self, g, x: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
-        """The same operations as ``forward``: clip, scale, round, unscale, float64 MatMul and Add, cast back."""
-        from ..export.onnx_builder import ONNX_DTYPES
-
-        q = quantize_onnx(self, g, x, dtype, hint)
-        with torch.no_grad():
-            weight, bias = self.quantized()
-        wide = g.op("MatMul", [g.op("Cast", [q], f"{hint}x64", to=ONNX_DTYPES["float64"]),
-                               g.const(f"{hint}weight_t", weight.double().t().contiguous().numpy())], f"{hint}xw")
-        if bias is not None:
-            wide = g.op("Add", [wide, g.const(f"{hint}bias", bias.double().numpy())], f"{hint}xw_b")
-        return g.op("Cast", [wide], f"{hint}linear", to=ONNX_DTYPES[dtype])
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -136,37 +112,6 @@ class ExactConv2d(nn.Module):
         wide = torch.nn.functional.conv2d(straight_through(x, self.input_bound, self.scale).double(),
                                           weight.double(), bias.double(), padding=self.padding)
         return wide.to(x.dtype)
-
-    def to_onnx(self, g, x: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
-        """onnxruntime has no float64 Conv, so the same exact sum as k*k float64 MatMuls over shifted
-        windows (NHWC), added up: every partial sum is exact, so the order does not matter."""
-        from ..export.onnx_builder import ONNX_DTYPES
-
-        k, p = self.kernel_size, self.padding
-        x64 = g.op("Cast", [quantize_onnx(self, g, x, dtype, hint)], f"{hint}x64", to=ONNX_DTYPES["float64"])
-        if p:
-            x64 = g.op("Pad", [x64, g.const(f"{hint}pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64))],
-                       f"{hint}padded")
-        nhwc = g.op("Transpose", [x64], f"{hint}nhwc", perm=[0, 2, 3, 1])
-        shape = g.op("Shape", [nhwc], f"{hint}shape")
-        height = g.op("Slice", [shape, *(g.const(f"{hint}{n}", np.array([v], np.int64)) for n, v in
-                                        (("h_start", 1), ("h_end", 3)))], f"{hint}hw")
-        out_hw = g.op("Sub", [height, g.const(f"{hint}k_minus_1", np.array([k - 1], np.int64))], f"{hint}out_hw")
-        with torch.no_grad():
-            weight, bias = (t.double() for t in self.quantized())
-        total = None
-        for dy in range(k):
-            for dx in range(k):
-                start = g.const(f"{hint}start_{dy}_{dx}", np.array([dy, dx], np.int64))
-                window = g.op("Slice", [nhwc, start, g.op("Add", [start, out_hw], f"{hint}end_{dy}_{dx}"),
-                                        g.const(f"{hint}axes_{dy}_{dx}", np.array([1, 2], np.int64))],
-                              f"{hint}window_{dy}_{dx}")
-                tap = weight[:, :, dy, dx].t().contiguous().numpy()  # [in, out]
-                term = g.op("MatMul", [window, g.const(f"{hint}w_{dy}_{dx}", tap)], f"{hint}term_{dy}_{dx}")
-                total = term if total is None else g.op("Add", [total, term], f"{hint}sum_{dy}_{dx}")
-        total = g.op("Add", [total, g.const(f"{hint}bias", bias.numpy())], f"{hint}biased")
-        nchw = g.op("Transpose", [total], f"{hint}nchw", perm=[0, 3, 1, 2])
-        return g.op("Cast", [nchw], f"{hint}conv", to=ONNX_DTYPES[dtype])
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

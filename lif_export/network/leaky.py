@@ -1,27 +1,37 @@
-"""Leaky integrator: a non-spiking readout. State ``v``; output is the potential.
+"""The leaky integrator: a non-spiking readout. State ``v``; the output is the potential."""
 
-One step: ``v_next = beta * v + x``; the output is ``v_next``.
-"""
-
+import torch
 from torch import Tensor
 
 from .. import validation
+from ..functional import integrate
 from .protocol import StatefulLayer
 
 
 class LeakyIntegratorLayer(StatefulLayer):
-    """``size`` leaky integrators. Shape ``[batch, size]``; state ``[v]``; output ``v_next``."""
+    r"""``size`` leaky integrators: :math:`v' = \beta v + x`, and the output is :math:`v'`.
 
-    def __init__(self, size: int, beta: validation.ParamLike = 0.9, **kwargs) -> None:
-        super().__init__(size, ["v"], **kwargs)
-        validation.check_beta(self._param("beta", beta))
+    Args:
+        size: neurons per sample (an int or a feature-map shape).
+        beta: decay in ``[0, 1]``, scalar or of shape ``size``. Default ``0.9``.
+        dtype: dtype of the parameters (floating point).
+
+    Shape:
+        - x: ``[batch, *size]``; state ``[v]``; output ``v'``, ``[batch, *size]``.
+
+    Example::
+
+        >>> readout = LeakyIntegratorLayer(2, beta=0.5)
+        >>> out, state = readout.step(torch.ones(1, 2), [torch.full((1, 2), 2.0)])
+        >>> out
+        tensor([[2., 2.]])
+    """
+
+    def __init__(self, size: int | tuple[int, ...], *, beta: validation.ParamLike = 0.9,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__(size, ["v"], dtype)
+        self._param("beta", beta)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        v_next = self.beta * state[0] + x
-        return v_next, [v_next]
-
-    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
-        from ..export.onnx_builder import emit_integrate
-
-        v_next = emit_integrate(g, x, states[0], self.onnx_param(g, "beta", dtype, hint), hint)
+        v_next = integrate(x, state[0], self.beta)
         return v_next, [v_next]

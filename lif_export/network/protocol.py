@@ -17,20 +17,21 @@ import torch
 from torch import Tensor, nn
 
 from .. import validation
-from ..surrogate import DEFAULT_SURROGATE, surrogate_term
+from ..functional import clamp_learned
+from ..parameters import check_loaded, register_lif_parameters, register_parameter, surrogate_options
+from ..surrogate import surrogate_term
 
 
 class StatefulLayer(nn.Module):
-    """Base of the neuron layers: named state, parameters as buffers.
+    """Base of the layers with state: named state variables, parameters registered and checked.
 
     ``size`` is the number of neurons (``[batch, size]`` inputs) or the per-sample
     shape of a feature map (``(C, H, W)`` for inputs ``[batch, C, H, W]``).
     """
 
-    __constants__ = ["size", "shape", "state_names", "surrogate", "surrogate_alpha"]
+    __constants__ = ["size", "shape", "state_names"]
 
-    def __init__(self, size: int | tuple[int, ...], state_names: list[str], surrogate: str = DEFAULT_SURROGATE,
-                 surrogate_alpha: float | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, size: int | tuple[int, ...], state_names: list[str], dtype: torch.dtype | None = None) -> None:
         super().__init__()
         dims = (size,) if isinstance(size, int) and not isinstance(size, bool) else size
         if not isinstance(dims, (tuple, list)) or not dims or not all(
@@ -39,66 +40,65 @@ class StatefulLayer(nn.Module):
         self.shape: list[int] = list(dims)
         self.size: int = int(math.prod(dims))
         self.state_names: list[str] = list(state_names)
-        self.surrogate, self.surrogate_alpha = validation.check_surrogate(surrogate, surrogate_alpha)
-        self._dtype = dtype or torch.get_default_dtype()
+        self._dtype = dtype
 
-    def _param(self, name: str, value: validation.ParamLike) -> Tensor:
-        """Register a (scalar or per-neuron, of the layer's shape) parameter buffer."""
-        tensor = validation.as_param_tensor(name, value, self._dtype)
-        if tensor.dim() > 0 and list(tensor.shape) != self.shape:
-            raise ValueError(f"{name} must be a scalar or have shape {tuple(self.shape)}, got {tuple(tensor.shape)}")
-        self.register_buffer(name, tensor)
-        return tensor
-
-    def _lif_parameters(self, beta: validation.ParamLike, threshold: validation.ParamLike,
-                        v_reset: validation.ParamLike, reset: str) -> None:
-        """Register and check the parameters every LIF-type layer has (SPEC.md's valid ranges)."""
-        validation.check_beta(self._param("beta", beta))
-        validation.check_threshold(self._param("threshold", threshold))
-        validation.check_v_reset(self._param("v_reset", v_reset))
-        self.v_reset = validation.canonical_v_reset(self.v_reset)
-        self.reset: str = validation.check_reset(reset)
+    def _param(self, name: str, value: validation.ParamLike, learn: bool = False) -> Tensor:
+        """Register a (scalar or per-neuron, of the layer's shape) parameter, checked for its range."""
+        return register_parameter(self, name, value, self._dtype, self.shape, learn)
 
     @torch.jit.export
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
         return [torch.zeros([batch] + self.shape, dtype=dtype) for _ in self.state_names]
 
-    def with_surrogate(self, spike: Tensor, u: Tensor, threshold: Tensor) -> Tensor:
-        """The hard spike, plus the surrogate term (exactly +0.0) when a gradient is needed."""
-        if u.requires_grad:
-            spike = spike + surrogate_term(u, threshold, self.surrogate, self.surrogate_alpha)
-        return spike
-
-    def onnx_param(self, g, name: str, dtype: str, hint: str) -> str:  # noqa: ANN001 - an onnx_builder.Graph
-        """Add parameter ``name`` to an ONNX graph as a constant of ``dtype``; returns its name."""
-        from ..export.spec import DTYPES
-
-        return g.const(f"{hint}{name}", getattr(self, name).detach().to(DTYPES[dtype][0]).numpy())
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        check_loaded(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         shape = self.shape[0] if len(self.shape) == 1 else tuple(self.shape)
         return f"size={shape}, state={self.state_names}"
 
 
-def _pair(value: int | tuple[int, int]) -> list[int]:
-    return [value, value] if isinstance(value, int) else list(value)
+class SpikingLayer(StatefulLayer):
+    """Base of the LIF-type layers: ``beta``, ``threshold``, ``v_reset``, ``reset`` and a surrogate,
+    registered exactly as :class:`~lif_export.modules.LIFCell` registers them (so ``beta`` and
+    ``threshold`` can be learned here too: ``learn_beta=True``, ``learn_threshold=True``)."""
 
+    __constants__ = [*StatefulLayer.__constants__, "reset", "surrogate", "surrogate_slope", "learn_beta",
+                     "learn_threshold", "min_threshold"]
 
-def _plain_pool(pool: nn.MaxPool2d) -> bool:
-    """A max-pool ONNX's MaxPool reproduces as is: no padding, dilation, ceil mode or indices."""
-    return (_pair(pool.padding) == [0, 0] and _pair(pool.dilation) == [1, 1] and not pool.ceil_mode
-            and not pool.return_indices)
+    def __init__(self, size: int | tuple[int, ...], state_names: list[str], beta: validation.ParamLike,
+                 threshold: validation.ParamLike, v_reset: validation.ParamLike, reset: str, learn_beta: bool,
+                 learn_threshold: bool, dtype: torch.dtype | None, options: dict) -> None:
+        super().__init__(size, state_names, dtype)
+        surrogate = surrogate_options(options)
+        if options:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(options)}")
+        register_lif_parameters(self, beta, threshold, v_reset, reset, learn_beta, learn_threshold,
+                                surrogate["surrogate"], surrogate["surrogate_slope"], dtype, self.shape)
+
+    def neuron_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
+        beta, threshold = clamp_learned(self.beta, self.threshold, self.learn_beta, self.learn_threshold,
+                                        self.min_threshold)
+        return beta, threshold, self.v_reset
+
+    def with_surrogate(self, spike: Tensor, u: Tensor, threshold: Tensor) -> Tensor:
+        """The hard spike, plus the surrogate term (exactly +0.0) when a gradient is needed."""
+        if u.requires_grad or threshold.requires_grad:
+            spike = spike + surrogate_term(u, threshold, self.surrogate, self.surrogate_slope)
+        return spike
 
 
 class Stateless(nn.Module):
-    """Adapts an ordinary layer (``Linear``, ``Flatten``, ``Dropout`` in eval, ...) to the protocol."""
+    """Adapts an ordinary layer (``Flatten``, ``MaxPool2d``, ``Dropout`` in eval, ...) to the protocol."""
 
     __constants__ = ["state_names"]
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        self.state_names = []  # a constant: TorchScript sees an empty tuple
+        self.state_names: list[str] = []  # a constant: TorchScript sees an empty tuple
 
     @torch.jit.export
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
@@ -109,20 +109,3 @@ class Stateless(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.module(x)
-
-    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
-        """The wrapped layer as ONNX nodes (only layers whose arithmetic is the same on every backend)."""
-        if hasattr(self.module, "to_onnx"):
-            return self.module.to_onnx(g, x, dtype, hint), []
-        if isinstance(self.module, nn.Flatten) and self.module.start_dim == 1 and self.module.end_dim == -1:
-            return g.op("Flatten", [x], f"{hint}flat", axis=1), []
-        if isinstance(self.module, (nn.Identity, nn.Dropout)):
-            return g.op("Identity", [x], f"{hint}identity"), []
-        if isinstance(self.module, nn.MaxPool2d) and _plain_pool(self.module):
-            k, stride = _pair(self.module.kernel_size), _pair(self.module.stride or self.module.kernel_size)
-            return g.op("MaxPool", [x], f"{hint}maxpool", kernel_shape=k, strides=stride), []
-        raise TypeError(
-            f"cannot export {type(self.module).__name__}: only ExactLinear, ExactConv2d, Flatten(start_dim=1), "
-            "MaxPool2d (no padding/dilation), Dropout (eval) and Identity are exported bit-identically (an "
-            "ordinary Linear's or Conv2d's sum order differs between backends)"
-        )

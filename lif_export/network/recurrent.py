@@ -1,48 +1,47 @@
-"""Recurrent LIF: each neuron also receives the layer's previous spikes through a weight matrix.
+"""Recurrent LIF: each neuron also receives the layer's previous spikes through a weight matrix."""
 
-One step (state ``v`` and the previous spikes ``s``)::
-
-    r      = ExactLinear(s)              # recurrent current, exact on every backend
-    u      = (beta * v + x) + r
-    s_next = 1 if u > threshold else 0
-    v_next = reset(u, s_next)
-"""
-
+import torch
 from torch import Tensor
 
 from .. import validation
-from ..functional import fire_and_reset
+from ..functional import fire_and_reset, integrate
 from .exact import ExactLinear
-from .protocol import StatefulLayer
+from .protocol import SpikingLayer
 
 
-class RecurrentLIFLayer(StatefulLayer):
-    """``size`` LIF neurons with all-to-all recurrent weights. Shape ``[batch, size]``; state ``[v, s]``."""
+class RecurrentLIFLayer(SpikingLayer):
+    r"""``size`` LIF neurons with all-to-all recurrent weights :math:`W` (an :class:`ExactLinear`,
+    so the recurrent current is the same bits on every backend).
 
-    __constants__ = [*StatefulLayer.__constants__, "reset"]
+    .. math::
+        u = (\beta v + x) + W s,\qquad s' = \mathbb{1}[u > \vartheta],\qquad v' = \text{reset}(u, s')
 
-    def __init__(self, size: int, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
-                 v_reset: validation.ParamLike = 0.0, reset: str = "zero", **kwargs) -> None:
-        if not isinstance(size, int):
+    Args:
+        size: number of neurons (an int: the recurrence is all-to-all).
+        beta, threshold, v_reset, reset, learn_beta, learn_threshold, surrogate, surrogate_slope, dtype:
+            as for :class:`~lif_export.network.LIFLayer`.
+
+    Shape:
+        - x: ``[batch, size]``; state ``[v, s]`` (``s`` the previous spikes); output ``[batch, size]``.
+
+    Example::
+
+        >>> layer = RecurrentLIFLayer(4)
+        >>> spike, state = layer.step(torch.rand(2, 4) * 2, layer.initial_state(2, torch.float32))
+    """
+
+    def __init__(self, size: int, *, beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
+                 v_reset: validation.ParamLike = 0.0, reset: str = "zero", learn_beta: bool = False,
+                 learn_threshold: bool = False, dtype: torch.dtype | None = None, **surrogate: object) -> None:
+        if isinstance(size, bool) or not isinstance(size, int):
             raise ValueError(f"size must be a positive integer for the recurrent LIF (all-to-all), got {size!r}")
-        super().__init__(size, ["v", "s"], **kwargs)
-        self._lif_parameters(beta, threshold, v_reset, reset)
+        super().__init__(size, ["v", "s"], beta, threshold, v_reset, reset, learn_beta, learn_threshold, dtype,
+                         surrogate)
         self.recurrent = ExactLinear(size, size, bias=False)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        beta, threshold, v_reset = self.neuron_parameters()
         v, s = state[0], state[1]
-        u = (self.beta * v + x) + self.recurrent(s)
-        hard, v_next = fire_and_reset(u, self.threshold, self.v_reset, self.reset)
-        return self.with_surrogate(hard, u, self.threshold), [v_next, hard]
-
-    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
-        from ..export.onnx_builder import ONNX_DTYPES, emit_fire_and_reset, emit_integrate
-
-        v, s = states
-        recurrent = self.recurrent.to_onnx(g, s, dtype, f"{hint}rec_")
-        u = g.op("Add", [emit_integrate(g, x, v, self.onnx_param(g, "beta", dtype, hint), f"{hint}ff_"),
-                         recurrent], f"{hint}u")
-        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
-        spike, v_next, _ = emit_fire_and_reset(g, u, self.onnx_param(g, "threshold", dtype, hint), v_reset,
-                                               self.reset, ONNX_DTYPES[dtype], hint)
-        return spike, [v_next, spike]
+        u = integrate(x, v, beta) + self.recurrent(s)
+        hard, v_next = fire_and_reset(u, threshold, v_reset, self.reset)
+        return self.with_surrogate(hard, u, threshold), [v_next, hard]

@@ -107,19 +107,8 @@ class SpikingSequential(nn.Module):
         return torch.stack(outs), state, traces
 
 
-    def to_onnx(self, g, x: str, states: list[str], dtype: str) -> tuple[str, list[str]]:  # noqa: ANN001
-        """The whole step as ONNX nodes (used by :mod:`lif_export.network.export`)."""
-        new_states: list[str] = []
-        offset = 0
-        for i, (layer, count) in enumerate(zip(self.layers, self.state_counts, strict=True)):
-            x, layer_states = layer.to_onnx(g, x, states[offset:offset + count], dtype, f"l{i}_")
-            new_states += layer_states
-            offset += count
-        return x, new_states
-
-
 class StatefulNetwork(nn.Module):
-    """The seed's API for a whole network: ``forward(x) -> out`` with the state kept inside.
+    """The stateful API for a whole network: ``forward(x) -> out`` with the state kept inside.
 
     The state starts as zeros for the first input's batch size (and again after
     :meth:`reset_state`); ``step`` is the explicit-state form.

@@ -1,44 +1,51 @@
-"""Current-based synaptic LIF. State: synaptic current ``i`` and potential ``v``.
+"""Current-based synaptic LIF. State: synaptic current ``i`` and potential ``v``."""
 
-One step::
-
-    i_next = alpha * i + x              # synaptic current decays, input adds
-    u      = beta * v + i_next          # the membrane integrates the current
-    s      = 1 if u > threshold else 0
-    v_next = reset(u, s)                # as for the LIF ("zero", "subtract", "none")
-"""
-
+import torch
 from torch import Tensor
 
 from .. import validation
-from ..functional import lif_step_unchecked
-from .protocol import StatefulLayer
+from ..functional import integrate, lif_step_unchecked
+from .protocol import SpikingLayer
 
 
-class SynapticLIFLayer(StatefulLayer):
-    """``size`` current-based LIF neurons. Shape ``[batch, size]``; state ``[i, v]``."""
+class SynapticLIFLayer(SpikingLayer):
+    r"""``size`` current-based LIF neurons: the input charges a synaptic current that the membrane
+    integrates.
 
-    __constants__ = [*StatefulLayer.__constants__, "reset"]
+    .. math::
+        i' = \alpha i + x,\qquad u = \beta v + i',\qquad s = \mathbb{1}[u > \vartheta],\qquad
+        v' = \text{reset}(u, s)
 
-    def __init__(self, size: int, alpha: validation.ParamLike = 0.8, beta: validation.ParamLike = 0.9,
-                 threshold: validation.ParamLike = 1.0, v_reset: validation.ParamLike = 0.0, reset: str = "zero",
-                 **kwargs) -> None:
-        super().__init__(size, ["i", "v"], **kwargs)
-        validation.check_unit_interval("alpha", self._param("alpha", alpha))
-        self._lif_parameters(beta, threshold, v_reset, reset)
+    Args:
+        size: neurons per sample (an int or a feature-map shape).
+        alpha: synaptic current decay in ``[0, 1]`` (snnTorch's ``alpha``). Default ``0.8``.
+        beta, threshold, v_reset, reset, learn_beta, learn_threshold, surrogate, surrogate_slope, dtype:
+            as for :class:`~lif_export.network.LIFLayer`.
+
+    Shape:
+        - x: ``[batch, *size]``; state ``[i, v]``; output (spike) ``[batch, *size]``.
+
+    Example::
+
+        >>> layer = SynapticLIFLayer(1, alpha=0.5, beta=0.5)
+        >>> state = layer.initial_state(1, torch.float32)
+        >>> spike, state = layer.step(torch.ones(1, 1), state)   # i' = 1, u = 1: not above 1
+        >>> spike, state = layer.step(torch.ones(1, 1), state)   # i' = 1.5, u = 2: fires
+        >>> spike
+        tensor([[1.]])
+    """
+
+    def __init__(self, size: int | tuple[int, ...], *, alpha: validation.ParamLike = 0.8,
+                 beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
+                 v_reset: validation.ParamLike = 0.0, reset: str = "zero", learn_beta: bool = False,
+                 learn_threshold: bool = False, dtype: torch.dtype | None = None, **surrogate: object) -> None:
+        super().__init__(size, ["i", "v"], beta, threshold, v_reset, reset, learn_beta, learn_threshold, dtype,
+                         surrogate)
+        self._param("alpha", alpha)
 
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        i_next = self.alpha * state[0] + x
-        spike, v_next = lif_step_unchecked(i_next, state[1], self.beta, self.threshold, self.v_reset, self.reset,
-                                           self.surrogate, self.surrogate_alpha)
-        return spike, [i_next, v_next]
-
-    def to_onnx(self, g, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:  # noqa: ANN001
-        from ..export.onnx_builder import ONNX_DTYPES, emit_integrate, emit_lif
-
-        i_next = emit_integrate(g, x, states[0], self.onnx_param(g, "alpha", dtype, hint), f"{hint}syn_")
-        v_reset = self.onnx_param(g, "v_reset", dtype, hint) if self.reset == "zero" else None
-        spike, v_next = emit_lif(g, i_next, states[1], self.onnx_param(g, "beta", dtype, hint),
-                                 self.onnx_param(g, "threshold", dtype, hint), v_reset, self.reset,
-                                 ONNX_DTYPES[dtype], hint)
+        beta, threshold, v_reset = self.neuron_parameters()
+        i_next = integrate(x, state[0], self.alpha)
+        spike, v_next = lif_step_unchecked(i_next, state[1], beta, threshold, v_reset, self.reset, self.surrogate,
+                                           self.surrogate_slope)
         return spike, [i_next, v_next]

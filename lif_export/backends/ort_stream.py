@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..export.manifest import find_artifact, load_manifest
-from ..ort_session import make_session
+from .ort_session import make_session
 
 
 class OnnxStepStream:
@@ -36,9 +36,10 @@ class OnnxStepStream:
         stream.reset()                      # back to the manifest's initial values
     """
 
-    def __init__(self, models_dir: str | Path, shape: tuple[int, ...], artifact: str = "onnx_step", threads: int = 1):
+    def __init__(self, models_dir: str | Path, shape: tuple[int, ...], artifact: str = "onnx_step", threads: int = 1,
+                 manifest: dict | None = None):
         models_dir = Path(models_dir)
-        entry = find_artifact(load_manifest(models_dir), artifact)
+        entry = find_artifact(manifest if manifest is not None else load_manifest(models_dir), artifact)
         if entry["kind"] != "step" or entry["format"] != "onnx":
             raise ValueError(
                 f"artifact must be an ONNX step graph, got {artifact!r} ({entry['format']} {entry['kind']})"
@@ -83,6 +84,11 @@ class OnnxStepStream:
 
     def reset(self, **states: np.ndarray) -> None:
         """Set every state to the manifest's initial value, or to the arrays given by name."""
+        unknown = sorted(set(states) - set(self._state_buffers))
+        if unknown:
+            raise ValueError(f"state names must be among {sorted(self._state_buffers)}, got {unknown}")
+        for name, value in states.items():
+            self._check("state " + name, value)
         self._parity = 0
         for s in self._states:
             buffer = self._state_buffers[s["input"]][0]
@@ -95,8 +101,18 @@ class OnnxStepStream:
         """A copy of the current value of state input ``name``."""
         return self._state_buffers[name][self._parity].copy()
 
+    def _check(self, what: str, value: np.ndarray) -> None:
+        # No silent casts: a float64 or integer input would otherwise be rounded into the buffer.
+        if not isinstance(value, np.ndarray) or value.dtype != self._x.dtype:
+            kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            raise TypeError(f"{what} must be a numpy array of dtype {self._x.dtype} (the graph's), got {kind}")
+        if value.shape != self._x.shape:
+            raise ValueError(f"{what} must have shape {list(self._x.shape)}, got {list(value.shape)}")
+
     def step(self, x: np.ndarray) -> np.ndarray:
         """One time step. Returns the spike buffer (valid until the next step)."""
+        if not isinstance(x, np.ndarray) or x.dtype != self._x.dtype or x.shape != self._x.shape:
+            self._check("x", x)
         self._x[...] = x
         self._run(self._bindings[self._parity])
         self._parity ^= 1

@@ -1,4 +1,4 @@
-"""Building ONNX graphs by hand: a small node builder, SPEC.md's arithmetic as nodes, and the
+"""Building ONNX graphs by hand: a small node builder, the semantics' arithmetic as nodes, and the
 step / ``Loop`` sequence model around any step function.
 
 Every exported graph (the single neuron's and whole networks') is made here, so the LIF
@@ -41,27 +41,33 @@ class Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name=name))
         return name
 
-    def op(self, op_type: str, inputs: Sequence[str], hint: str, outputs: int = 1, **attrs) -> str | list[str]:
-        names = [self.fresh(hint if outputs == 1 else f"{hint}_{i}") for i in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=self.fresh(f"node_{hint}"), **attrs))
-        return names[0] if outputs == 1 else names
+    def op1(self, op_type: str, inputs: Sequence[str], hint: str, **attrs: object) -> str:
+        """Add a node with one output; returns the output's name."""
+        name = self.fresh(hint)
+        self.nodes.append(helper.make_node(op_type, list(inputs), [name], name=self.fresh(f"node_{hint}"), **attrs))
+        return name
+
+    def output(self, op_type: str, inputs: Sequence[str], output: str, **attrs: object) -> None:
+        """Add a node writing the already reserved name ``output`` (a graph output)."""
+        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=self.fresh(f"node_{output}"),
+                                           **attrs))
 
     def body(self) -> Graph:
         """A nested graph (a ``Loop`` body) that sees this graph's initializers and names."""
         return Graph(self.initializers, self._names)
 
 
-# -- SPEC.md's arithmetic ------------------------------------------------------------------------
+# -- the arithmetic of docs/semantics.md ------------------------------------------------------------------------
 
 def emit_fire_and_reset(g: Graph, u: str, threshold: str, v_reset: str | None, reset: str,
                         elem: int, hint: str = "") -> tuple[str, str, str]:
     """``(spike, v_next, fired)``: strictly greater, then the reset (a select for "zero")."""
-    fired = g.op("Greater", [u, threshold], f"{hint}fired")
-    spike = g.op("Cast", [fired], f"{hint}spike", to=elem)
+    fired = g.op1("Greater", [u, threshold], f"{hint}fired")
+    spike = g.op1("Cast", [fired], f"{hint}spike", to=elem)
     if reset == "zero":
-        v_next = g.op("Where", [fired, v_reset, u], f"{hint}v_next")
+        v_next = g.op1("Where", [fired, v_reset, u], f"{hint}v_next")
     elif reset == "subtract":
-        v_next = g.op("Sub", [u, g.op("Mul", [spike, threshold], f"{hint}drop")], f"{hint}v_next")
+        v_next = g.op1("Sub", [u, g.op1("Mul", [spike, threshold], f"{hint}drop")], f"{hint}v_next")
     else:
         v_next = u
     return spike, v_next, fired
@@ -69,7 +75,7 @@ def emit_fire_and_reset(g: Graph, u: str, threshold: str, v_reset: str | None, r
 
 def emit_integrate(g: Graph, x: str, v: str, beta: str, hint: str = "") -> str:
     """``u = beta * v + x``: a ``Mul`` then an ``Add`` (two roundings, never fused)."""
-    return g.op("Add", [g.op("Mul", [beta, v], f"{hint}beta_v"), x], f"{hint}u")
+    return g.op1("Add", [g.op1("Mul", [beta, v], f"{hint}beta_v"), x], f"{hint}u")
 
 
 def emit_lif(g: Graph, x: str, v: str, beta: str, threshold: str, v_reset: str | None, reset: str,
@@ -108,7 +114,7 @@ def ir_version_for(opset: int) -> int:
 
 def make_model(graph: onnx.GraphProto, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="lif_export",
-                              doc_string="lif_export (SPEC.md semantics); state is explicit input/output.")
+                              doc_string="lif_export (docs/semantics.md); state is explicit input/output.")
     model.ir_version = ir_version_for(opset)
     helper.set_model_props(model, metadata)
     return model
@@ -120,7 +126,7 @@ def step_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, out_di
     g.reserve("x", out, *(s.input for s in states), *(s.output for s in states))
     result, new_states = step(g, "x", [s.input for s in states])
     for internal, public in zip([result, *new_states], [out, *(s.output for s in states)], strict=True):
-        g.nodes.append(helper.make_node("Identity", [internal], [public], name=g.fresh(f"node_{public}")))
+        g.output("Identity", [internal], public)
     graph = helper.make_graph(
         g.nodes, name,
         inputs=[_info("x", elem, x_dims), *(_info(s.input, elem, s.dims) for s in states)],
@@ -145,12 +151,12 @@ def sequence_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, ou
     body = g.body()
     t, cond = body.fresh("t"), body.fresh("cond")
     state_in = [body.fresh(f"{s.input}_in") for s in states]
-    x_t = body.op("Gather", ["x", t], "x_t", axis=0)
+    x_t = body.op1("Gather", ["x", t], "x_t", axis=0)
     result, new_states = step(body, x_t, state_in)
-    body_outputs = [body.op("Identity", [cond], "cond_next")]
-    body_outputs += [body.op("Identity", [n], f"{s.output}_carry") for n, s in zip(new_states, states, strict=True)]
-    body_outputs.append(body.op("Identity", [result], f"{out}_t"))
-    body_outputs += [body.op("Identity", [n], f"{s.trace}_t") for n, s in zip(new_states, states, strict=True)]
+    body_outputs = [body.op1("Identity", [cond], "cond_next")]
+    body_outputs += [body.op1("Identity", [n], f"{s.output}_carry") for n, s in zip(new_states, states, strict=True)]
+    body_outputs.append(body.op1("Identity", [result], f"{out}_t"))
+    body_outputs += [body.op1("Identity", [n], f"{s.trace}_t") for n, s in zip(new_states, states, strict=True)]
     body_graph = helper.make_graph(
         body.nodes, f"{name}_body",
         inputs=[helper.make_tensor_value_info(t, TensorProto.INT64, []),
@@ -161,8 +167,8 @@ def sequence_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, ou
                  _info(body_outputs[1 + len(states)], elem, out_dims),
                  *(_info(n, elem, s.dims) for n, s in zip(body_outputs[2 + len(states):], states, strict=True))],
     )
-    time_1d = g.op("Shape", ["x"], "time_1d", start=0, end=1)
-    trip = g.op("Squeeze", [time_1d], "trip_count")
+    time_1d = g.op1("Shape", ["x"], "time_1d", start=0, end=1)
+    trip = g.op1("Squeeze", [time_1d], "trip_count")
     stacked = [g.fresh(f"{out}_stacked"), *(g.fresh(f"{s.trace}_stacked") for s in states)]
     g.nodes.append(helper.make_node("Loop", [trip, "", *(s.input for s in states)],
                                     [*(s.output for s in states), *stacked], body=body_graph,
@@ -170,11 +176,11 @@ def sequence_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, ou
 
     def finish(stacked_name: str, public: str, state: StateIO | None) -> None:
         if state is None:
-            g.nodes.append(helper.make_node("Identity", [stacked_name], [public], name=g.fresh(f"node_{public}")))
+            g.output("Identity", [stacked_name], public)
             return
-        shape = g.op("Concat", [time_1d, g.op("Shape", [state.input], f"{state.input}_shape")],
+        shape = g.op1("Concat", [time_1d, g.op1("Shape", [state.input], f"{state.input}_shape")],
                      f"{public}_shape", axis=0)
-        g.nodes.append(helper.make_node("Reshape", [stacked_name, shape], [public], name=g.fresh(f"node_{public}")))
+        g.output("Reshape", [stacked_name, shape], public)
 
     finish(stacked[0], out, None if out_shape_of_state is None else states[out_shape_of_state])
     for name_stacked, s in zip(stacked[1:], states, strict=True):

@@ -1,0 +1,62 @@
+"""What every format module shares: the artifact it plans, the export options, the manifest I/O.
+
+A format module (``onnx.py``, ``torchscript.py``, ...) exposes one function,
+``artifacts(model, options) -> list[Artifact]``: the files it will write for an
+:class:`~lif_export.export.model.ExportModel`, each with its manifest entry (checksum left out)
+and a ``write(folder)`` that writes it. Planning raises, naming the layer, when the format cannot
+express the model, so nothing is written for a model that cannot be exported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..manifest import EMBEDDED_KEY, ArtifactEntry
+from ..model import ExportModel
+
+#: The ONNX opset graphs are built for unless asked otherwise: one every onnxruntime since 1.14 runs.
+DEFAULT_OPSET = 17
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Options of the formats (each reads those it needs)."""
+
+    opset: int = DEFAULT_OPSET
+
+
+@dataclass
+class Artifact:
+    entry: ArtifactEntry  # the manifest entry, without "sha256" until written
+    write: Callable[[Path], None]  # writes entry["file"] into the given folder
+
+
+def tensor(name: str, dtype: str, dims: list, time: bool = False) -> dict:
+    return {"name": name, "dtype": dtype, "shape": (["time", *dims] if time else list(dims))}
+
+
+def model_io(model: ExportModel, sequence: bool) -> dict:
+    """Inputs, outputs, state pairs and the model's description for a step or a sequence artifact.
+
+    Step: ``(x, *states) -> (output, *next states)``. Sequence: ``(x[time], *states) ->
+    (output[time], *final states, *traces[time])``.
+    """
+    d = model.dtype
+    inputs = [tensor("x", d, model.x_dims, sequence), *(tensor(s.input, d, s.dims) for s in model.states)]
+    outputs = [tensor(model.output, d, model.out_dims, sequence), *(tensor(s.output, d, s.dims) for s in model.states)]
+    if sequence:
+        outputs += [tensor(s.trace, d, s.dims, True) for s in model.states]
+    return {"inputs": inputs, "outputs": outputs, "state": [s.manifest_entry() for s in model.states],
+            model.description_key: model.description}
+
+
+def embedded_manifest(entry: ArtifactEntry) -> str:
+    """An artifact's manifest entry without its own checksum, as embedded in the artifact."""
+    return json.dumps({k: v for k, v in entry.items() if k != "sha256"})
+
+
+def embedded_metadata(entry: ArtifactEntry) -> dict[str, str]:
+    return {EMBEDDED_KEY: embedded_manifest(entry)}
