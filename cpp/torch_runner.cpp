@@ -1,7 +1,7 @@
 // lif_torch_runner: drives lif_export's TorchScript modules through libtorch.
 //
 // Calls each artifact's method named in manifest.json: `forward` of the step module,
-// `step` of the scripted seed LIFNeuron, `forward_trace` of the sequence module
+// `step` of the scripted stateful LIFNeuron, `forward_trace` of the sequence module
 // (on chunks of steps), feeding each state output back into its state input.
 // Networks use the "state_list" calling convention: (x, [states]) -> (out, [states] [, [traces]]).
 #include <torch/script.h>

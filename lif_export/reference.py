@@ -1,8 +1,8 @@
-"""An independent NumPy implementation of SPEC.md, used as a test oracle.
+"""An independent NumPy implementation of docs/semantics.md, used as a test oracle.
 
 It shares no code with :mod:`lif_export.functional`: NumPy's element-wise
 ``multiply`` and ``add`` each round once, which is exactly the arithmetic
-SPEC.md prescribes. Two deliberately wrong variants exist so the conformance
+docs/semantics.md prescribes. Two deliberately wrong variants exist so the conformance
 tests can prove the checker catches them: ``arithmetic="fused"`` computes
 ``beta*v + x`` with a single rounding (a fused multiply-add), and
 ``arithmetic="reordered"`` computes the algebraically equal
@@ -45,7 +45,7 @@ def reference_step(
     reset: str = "zero",
     arithmetic: str = "spec",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One SPEC.md step in NumPy; parameters are rounded to ``x.dtype`` first."""
+    """One step of docs/semantics.md in NumPy; parameters are rounded to ``x.dtype`` first."""
     dtype = x.dtype
     beta = np.asarray(beta, dtype=dtype)
     threshold = np.asarray(threshold, dtype=dtype)

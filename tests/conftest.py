@@ -2,10 +2,16 @@
 
 import os
 
-import numpy as np
-import pytest
-import torch
-from hypothesis import settings
+# Bounded thread pools: under load (CI, other jobs on the 2 cores) torch's and OpenMP's default pools
+# oversubscribe the cores and the suite slows down many times over. Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # CI runs the property tests on a fixed sequence of examples (a red CI must mean a real
 # regression, not a new random draw); locally each run explores new examples.

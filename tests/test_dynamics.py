@@ -1,4 +1,4 @@
-"""The seed's verification: constant input against SPEC.md's closed form."""
+"""Constant input against the closed form of docs/semantics.md."""
 
 import math
 

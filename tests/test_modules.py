@@ -1,4 +1,4 @@
-"""The three modules: scripted equals eager bit for bit; the seed's stateful API."""
+"""The three modules: scripted equals eager bit for bit; the stateful API."""
 
 import io
 
