@@ -63,10 +63,10 @@ def check_step_inputs(
         raise TypeError(
             "v (membrane potential) must have the dtype of x (" + str(x.dtype) + "), got " + str(v.dtype)
         )
-    _check_broadcast("v (membrane potential)", v.shape, step_shape)
-    _check_broadcast("beta", beta.shape, step_shape)
-    _check_broadcast("threshold", threshold.shape, step_shape)
-    _check_broadcast("v_reset", v_reset.shape, step_shape)
+    _check_broadcast("v (membrane potential)", list(v.shape), step_shape)
+    _check_broadcast("beta", list(beta.shape), step_shape)
+    _check_broadcast("threshold", list(threshold.shape), step_shape)
+    _check_broadcast("v_reset", list(v_reset.shape), step_shape)
     if reset != "zero" and reset != "subtract" and reset != "none":
         raise ValueError("reset must be one of ['zero', 'subtract', 'none'], got '" + reset + "'")
 
@@ -154,7 +154,7 @@ def lif_step(
     Returns:
         ``(spike, v_next)``, both of shape ``[*]`` and dtype of ``x``.
     """
-    check_step_inputs(x, x.shape, v, beta, threshold, v_reset, reset)
+    check_step_inputs(x, list(x.shape), v, beta, threshold, v_reset, reset)
     dtype = x.dtype
     return lif_step_unchecked(
         x, v, beta.to(dtype), threshold.to(dtype), v_reset.to(dtype), reset, surrogate, slope
@@ -190,7 +190,7 @@ def lif_sequence(
     """
     if x.dim() < 1:
         raise ValueError("x must have a leading time dimension [T, ...], got a 0-dim tensor")
-    step_shape = x.shape[1:]
+    step_shape = list(x.shape[1:])
     check_step_inputs(x, step_shape, v0, beta, threshold, v_reset, reset)
     dtype = x.dtype
     beta = beta.to(dtype)

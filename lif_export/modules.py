@@ -11,6 +11,7 @@ their eager form and to each other:
 
 
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +62,16 @@ class LIFParameters(nn.Module):
     __constants__ = [
         "reset", "surrogate", "surrogate_slope", "learn_beta", "learn_threshold", "min_threshold"
     ]
+    # Declared for type checkers; set by register_lif_parameters.
+    beta: Tensor
+    threshold: Tensor
+    v_reset: Tensor
+    reset: str
+    surrogate: str
+    surrogate_slope: float
+    learn_beta: bool
+    learn_threshold: bool
+    min_threshold: float
 
     def __init__(
         self,
@@ -75,7 +86,7 @@ class LIFParameters(nn.Module):
         **kwargs: object,
     ) -> None:
         super().__init__()
-        given = {"beta": beta, "threshold": threshold, "v_reset": v_reset, "reset": reset}
+        given: dict[str, Any] = {"beta": beta, "threshold": threshold, "v_reset": v_reset, "reset": reset}
         if args:
             given.update(_legacy_positional(type(self).__name__, args, kwargs))
         surrogate = surrogate_options(kwargs)
@@ -220,6 +231,9 @@ class LIFNeuron(LIFParameters):
         torch.Size([3])
         >>> neuron.reset_state()
     """
+
+    potential: Tensor
+    spike: Tensor
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ CHECKS: dict[str, Callable[[Tensor], None]] = {
 }
 
 
-def register_parameter(module: nn.Module, name: str, value: validation.ParamLike, dtype: torch.dtype | None,
+def register_parameter(module: Any, name: str, value: validation.ParamLike, dtype: torch.dtype | None,
                        shape: list[int] | None = None, learn: bool = False) -> Tensor:
     """Check ``value`` and register it on ``module`` as a buffer (or an ``nn.Parameter`` if ``learn``).
 
@@ -52,7 +52,7 @@ def register_parameter(module: nn.Module, name: str, value: validation.ParamLike
     return tensor
 
 
-def register_lif_parameters(module: nn.Module, beta: validation.ParamLike, threshold: validation.ParamLike,
+def register_lif_parameters(module: Any, beta: validation.ParamLike, threshold: validation.ParamLike,
                             v_reset: validation.ParamLike, reset: str, learn_beta: bool, learn_threshold: bool,
                             surrogate: str, surrogate_slope: float | None, dtype: torch.dtype | None,
                             shape: list[int] | None = None) -> None:

@@ -8,10 +8,10 @@ on any exported file. (A network's eager reference is its golden vectors, comput
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..export.spec import NeuronSpec
 from .base import Backend, Context, Tensors, neuron_result, register
@@ -85,7 +85,7 @@ class EagerNeuron(Backend):
         return run_stateful(self.module, x, states["v"])
 
 
-def run_stateful(module: nn.Module, x: np.ndarray, v0: np.ndarray) -> Tensors:
+def run_stateful(module: Any, x: np.ndarray, v0: np.ndarray) -> Tensors:
     """Drive a (scripted or eager) ``LIFNeuron`` through ``forward``, seeding ``potential`` with ``v0``."""
     module.reset_state()
     spikes, trace = [], []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,17 +116,10 @@ def raster(net: SpikingSequential, image: torch.Tensor, label: int, steps: int, 
         hidden: dict[int, list[torch.Tensor]] = {1: [], 3: []}
         readouts = []
         for x_t in x:
-            h = x_t
-            new_state: list[torch.Tensor] = []
-            offset = 0
-            for i, (layer, count) in enumerate(zip(net.layers, net.state_counts, strict=True)):
-                h, layer_state = layer.step(h, state[offset:offset + count])
-                new_state += layer_state
-                offset += count
-                if i in hidden:
-                    hidden[i].append(h[0])
-            state = new_state
-            readouts.append(h[0])
+            outputs, state = net.step_with_layer_outputs(x_t, state)
+            for i in hidden:
+                hidden[i].append(outputs[i][0])
+            readouts.append(outputs[-1][0])
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), gridspec_kw={"width_ratios": [1, 2, 2, 2]})
     axes[0].imshow(image.reshape(8, 8).numpy(), cmap="gray_r")
     axes[0].set_title(f"input (label {label})")
@@ -188,7 +182,7 @@ def run_example(out_dir: Path, epochs: int, steps: int, figure: Path | None, see
     for backend in [TorchScriptArtifact(ctx, "torchscript_sequence"), TorchScriptArtifact(ctx, "torchscript_step"),
                     OrtArtifact(ctx, "onnx_sequence", "all", 1), OrtArtifact(ctx, "onnx_step", "all", 1)]:
         rows.append((backend.name, predictions_from_output(backend.run(x_test, dict(zero_states))["out"])))
-    summary = {"test_accuracy": test_acc, "verify_ok": verification.ok, "backends": {}, "cpp": {}}
+    summary: dict[str, Any] = {"test_accuracy": test_acc, "verify_ok": verification.ok, "backends": {}, "cpp": {}}
     for name, predicted in rows:
         same = bool(np.array_equal(predicted, eager))
         acc = int((predicted == labels).sum()) / len(labels)

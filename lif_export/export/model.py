@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..cases import Signature
+from .manifest import StateEntry
 from ..network import SpikingSequential, StatefulNetwork
 from ..network.protocol import StatefulLayer, Stateless
 from .spec import DTYPES, DYNAMIC_FEATURES, NeuronSpec
@@ -44,7 +45,7 @@ class StateTensor:
     dims: list[Dim]  # [batch, *per-sample shape]
     initial_value: float = 0.0
 
-    def manifest_entry(self) -> dict:
+    def manifest_entry(self) -> StateEntry:
         return {"input": self.input, "output": self.output, "trace": self.trace, "initial_value": self.initial_value}
 
 
@@ -190,20 +191,20 @@ class NetworkModel(ExportModel):
         self.layers = []
         offset = 0
         for layer in self.net.layers:
-            count = len(layer.state_names)
+            count = len(layer.state_names)  # type: ignore[arg-type]
             self.layers.append((layer.module if isinstance(layer, Stateless) else layer,
                                 list(range(offset, offset + count))))
             offset += count
         self.description = self._describe()
 
     def _layer_shape(self, state_name: str) -> list[int]:
-        return list(self.net.layers[int(state_name.split(".")[1])].shape)
+        return list(self.net.layers[int(state_name.split(".")[1])].shape)  # type: ignore[arg-type]
 
     def _describe(self) -> dict:
         layers = []
         for i, layer in enumerate(self.net.layers):
             inner = getattr(layer, "module", layer)
-            entry = {"index": i, "type": type(inner).__name__, "state": list(layer.state_names)}
+            entry = {"index": i, "type": type(inner).__name__, "state": list(layer.state_names)}  # type: ignore[arg-type]
             if isinstance(layer, StatefulLayer):
                 entry["shape"] = list(layer.shape)
                 entry["repr"] = layer.extra_repr()

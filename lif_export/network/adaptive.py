@@ -38,6 +38,9 @@ class AdaptiveLIFLayer(SpikingLayer):
         (1.0, 0.0)
     """
 
+    rho: Tensor
+    b: Tensor
+
     def __init__(self, size: int | tuple[int, ...], *, beta: validation.ParamLike = 0.9,
                  threshold: validation.ParamLike = 1.0, v_reset: validation.ParamLike = 0.0, reset: str = "zero",
                  rho: validation.ParamLike = 0.95, b: validation.ParamLike = 0.2, learn_beta: bool = False,

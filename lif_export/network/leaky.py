@@ -27,6 +27,8 @@ class LeakyIntegratorLayer(StatefulLayer):
         tensor([[2., 2.]])
     """
 
+    beta: Tensor
+
     def __init__(self, size: int | tuple[int, ...], *, beta: validation.ParamLike = 0.9,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__(size, ["v"], dtype)

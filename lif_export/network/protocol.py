@@ -30,6 +30,9 @@ class StatefulLayer(nn.Module):
     """
 
     __constants__ = ["size", "shape", "state_names"]
+    shape: list[int]
+    size: int
+    state_names: list[str]
 
     def __init__(self, size: int | tuple[int, ...], state_names: list[str], dtype: torch.dtype | None = None) -> None:
         super().__init__()
@@ -66,6 +69,16 @@ class SpikingLayer(StatefulLayer):
 
     __constants__ = [*StatefulLayer.__constants__, "reset", "surrogate", "surrogate_slope", "learn_beta",
                      "learn_threshold", "min_threshold"]
+    # Declared for type checkers; set by register_lif_parameters.
+    beta: Tensor
+    threshold: Tensor
+    v_reset: Tensor
+    reset: str
+    surrogate: str
+    surrogate_slope: float
+    learn_beta: bool
+    learn_threshold: bool
+    min_threshold: float
 
     def __init__(self, size: int | tuple[int, ...], state_names: list[str], beta: validation.ParamLike,
                  threshold: validation.ParamLike, v_reset: validation.ParamLike, reset: str, learn_beta: bool,
@@ -94,6 +107,7 @@ class Stateless(nn.Module):
     """Adapts an ordinary layer (``Flatten``, ``MaxPool2d``, ``Dropout`` in eval, ...) to the protocol."""
 
     __constants__ = ["state_names"]
+    state_names: list[str]
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()

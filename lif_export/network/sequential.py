@@ -52,11 +52,21 @@ class SpikingSequential(nn.Module):
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
         state: list[Tensor] = []
         for layer in self.layers:
-            state += layer.initial_state(batch, dtype)
+            state += layer.initial_state(batch, dtype)  # type: ignore[operator]
         return state
 
     @torch.jit.export
     def step(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        return self._step(x, state, None)
+
+    @torch.jit.export
+    def step_with_layer_outputs(self, x: Tensor, state: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """One step: ``(every layer's output in order, new state)`` (for rasters and probes)."""
+        outputs: list[Tensor] = []
+        _, new_state = self._step(x, state, outputs)
+        return outputs, new_state
+
+    def _step(self, x: Tensor, state: list[Tensor], outputs: list[Tensor] | None) -> tuple[Tensor, list[Tensor]]:
         if len(state) != len(self.state_names):
             raise ValueError(
                 "state must have " + str(len(self.state_names)) + " tensors " + str(self.state_names)
@@ -67,10 +77,12 @@ class SpikingSequential(nn.Module):
         i = 0
         for layer in self.layers:
             count = self.state_counts[i]
-            x, layer_state = layer.step(x, state[offset:offset + count])
+            x, layer_state = layer.step(x, state[offset:offset + count])  # type: ignore[operator]
             new_state += layer_state
             offset += count
             i += 1
+            if outputs is not None:
+                outputs.append(x)
         return x, new_state
 
     def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:

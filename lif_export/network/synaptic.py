@@ -35,6 +35,8 @@ class SynapticLIFLayer(SpikingLayer):
         tensor([[1.]])
     """
 
+    alpha: Tensor
+
     def __init__(self, size: int | tuple[int, ...], *, alpha: validation.ParamLike = 0.8,
                  beta: validation.ParamLike = 0.9, threshold: validation.ParamLike = 1.0,
                  v_reset: validation.ParamLike = 0.0, reset: str = "zero", learn_beta: bool = False,

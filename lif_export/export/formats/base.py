@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..manifest import EMBEDDED_KEY, ArtifactEntry
+from typing import Any, NotRequired, TypedDict
+
+from ..manifest import EMBEDDED_KEY, ArtifactEntry, StateEntry, TensorEntry
 from ..model import ExportModel
 
 #: The ONNX opset graphs are built for unless asked otherwise: one every onnxruntime since 1.14 runs.
@@ -34,11 +36,21 @@ class Artifact:
     write: Callable[[Path], None]  # writes entry["file"] into the given folder
 
 
-def tensor(name: str, dtype: str, dims: list, time: bool = False) -> dict:
+class ModelIO(TypedDict):
+    """The part of an artifact's manifest entry that describes the model's tensors."""
+
+    inputs: list[TensorEntry]
+    outputs: list[TensorEntry]
+    state: list[StateEntry]
+    neuron: NotRequired[dict[str, Any]]
+    network: NotRequired[dict[str, Any]]
+
+
+def tensor(name: str, dtype: str, dims: list, time: bool = False) -> TensorEntry:
     return {"name": name, "dtype": dtype, "shape": (["time", *dims] if time else list(dims))}
 
 
-def model_io(model: ExportModel, sequence: bool) -> dict:
+def model_io(model: ExportModel, sequence: bool) -> ModelIO:
     """Inputs, outputs, state pairs and the model's description for a step or a sequence artifact.
 
     Step: ``(x, *states) -> (output, *next states)``. Sequence: ``(x[time], *states) ->
@@ -49,8 +61,12 @@ def model_io(model: ExportModel, sequence: bool) -> dict:
     outputs = [tensor(model.output, d, model.out_dims, sequence), *(tensor(s.output, d, s.dims) for s in model.states)]
     if sequence:
         outputs += [tensor(s.trace, d, s.dims, True) for s in model.states]
-    return {"inputs": inputs, "outputs": outputs, "state": [s.manifest_entry() for s in model.states],
-            model.description_key: model.description}
+    io: ModelIO = {"inputs": inputs, "outputs": outputs, "state": [s.manifest_entry() for s in model.states]}
+    if model.description_key == "neuron":
+        io["neuron"] = model.description
+    else:
+        io["network"] = model.description
+    return io
 
 
 def embedded_manifest(entry: ArtifactEntry) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,6 +35,7 @@ from ...network import (
     RecurrentLIFLayer,
     SynapticLIFLayer,
 )
+from ..manifest import ArtifactEntry
 from ..model import ExportModel, as_model
 from ..spec import NeuronSpec
 from .base import DEFAULT_OPSET, Artifact, ExportOptions, embedded_metadata, model_io
@@ -53,7 +55,7 @@ from .onnx_builder import (
 MIN_OPSET = 17
 
 #: ``emit(graph, layer, x, states, dtype, hint) -> (output, next states)``, all tensor names.
-LayerEmitter = Callable[[Graph, nn.Module, str, list[str], str, str], tuple[str, list[str]]]
+LayerEmitter = Callable[[Graph, Any, str, list[str], str, str], tuple[str, list[str]]]
 
 #: Layer type -> its emitter. Only layers whose arithmetic is the same on every backend are here.
 EMITTERS: dict[type, LayerEmitter] = {}
@@ -68,14 +70,14 @@ def emitter(*types: type) -> Callable[[LayerEmitter], LayerEmitter]:
     return register
 
 
-def param(g: Graph, layer: nn.Module, name: str, dtype: str, hint: str, value: torch.Tensor | None = None) -> str:
+def param(g: Graph, layer: Any, name: str, dtype: str, hint: str, value: torch.Tensor | None = None) -> str:
     """A layer parameter (or ``value``) as a constant of ``dtype``; returns its name."""
     tensor = getattr(layer, name) if value is None else value
     np_dtype = np.float32 if dtype == "float32" else np.float64
     return g.const(f"{hint}{name}", tensor.detach().cpu().numpy().astype(np_dtype))
 
 
-def lif_parameters(g: Graph, layer: nn.Module, dtype: str, hint: str) -> tuple[str, str, str | None]:
+def lif_parameters(g: Graph, layer: Any, dtype: str, hint: str) -> tuple[str, str, str | None]:
     """``beta``, ``threshold`` and (for the zero reset) ``v_reset`` as forward uses them."""
     with torch.no_grad():
         beta, threshold, v_reset = layer.neuron_parameters()
@@ -86,7 +88,7 @@ def lif_parameters(g: Graph, layer: nn.Module, dtype: str, hint: str) -> tuple[s
 # -- neuron models ---------------------------------------------------------------------------------
 
 @emitter(LIFCell, LIFLayer)
-def emit_lif_layer(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_lif_layer(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                    hint: str) -> tuple[str, list[str]]:
     beta, threshold, v_reset = lif_parameters(g, layer, dtype, hint)
     spike, v_next = emit_lif(g, x, states[0], beta, threshold, v_reset, layer.reset, ONNX_DTYPES[dtype], hint)
@@ -94,7 +96,7 @@ def emit_lif_layer(g: Graph, layer: nn.Module, x: str, states: list[str], dtype:
 
 
 @emitter(SynapticLIFLayer)
-def emit_synaptic(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_synaptic(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                   hint: str) -> tuple[str, list[str]]:
     beta, threshold, v_reset = lif_parameters(g, layer, dtype, hint)
     i_next = emit_integrate(g, x, states[0], param(g, layer, "alpha", dtype, hint), f"{hint}syn_")
@@ -103,7 +105,7 @@ def emit_synaptic(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: 
 
 
 @emitter(AdaptiveLIFLayer)
-def emit_adaptive(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_adaptive(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                   hint: str) -> tuple[str, list[str]]:
     beta, threshold, v_reset = lif_parameters(g, layer, dtype, hint)
     v, a = states
@@ -116,7 +118,7 @@ def emit_adaptive(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: 
 
 
 @emitter(RecurrentLIFLayer)
-def emit_recurrent(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_recurrent(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                    hint: str) -> tuple[str, list[str]]:
     beta, threshold, v_reset = lif_parameters(g, layer, dtype, hint)
     v, s = states
@@ -127,14 +129,14 @@ def emit_recurrent(g: Graph, layer: nn.Module, x: str, states: list[str], dtype:
 
 
 @emitter(LeakyIntegratorLayer)
-def emit_leaky(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
+def emit_leaky(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
     v_next = emit_integrate(g, x, states[0], param(g, layer, "beta", dtype, hint), hint)
     return v_next, [v_next]
 
 
 # -- exact linear layers ---------------------------------------------------------------------------
 
-def emit_quantize(g: Graph, layer: nn.Module, x: str, dtype: str, hint: str) -> str:
+def emit_quantize(g: Graph, layer: Any, x: str, dtype: str, hint: str) -> str:
     """The layer's input on its grid: Clip, Mul, Round, Div (each exact), as ``quantize`` in PyTorch."""
     np_dtype = np.float32 if dtype == "float32" else np.float64
     lo = g.const(f"{hint}input_min", np.array(-layer.input_bound, np_dtype))
@@ -145,7 +147,7 @@ def emit_quantize(g: Graph, layer: nn.Module, x: str, dtype: str, hint: str) -> 
 
 
 @emitter(ExactLinear)
-def emit_exact_linear(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_exact_linear(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                       hint: str) -> tuple[str, list[str]]:
     """As ``forward``: quantize, float64 ``MatMul`` and ``Add`` (exact sums), cast back once."""
     q = emit_quantize(g, layer, x, dtype, hint)
@@ -159,7 +161,7 @@ def emit_exact_linear(g: Graph, layer: nn.Module, x: str, states: list[str], dty
 
 
 @emitter(ExactConv2d)
-def emit_exact_conv2d(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_exact_conv2d(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                       hint: str) -> tuple[str, list[str]]:
     """onnxruntime has no float64 ``Conv``, so the same exact sum as k*k float64 ``MatMul``s over
     shifted windows (NHWC), added up: every partial sum is exact, so the order does not matter."""
@@ -198,7 +200,7 @@ def _pair(value: int | tuple[int, ...]) -> list[int]:
 
 
 @emitter(nn.Flatten)
-def emit_flatten(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
+def emit_flatten(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
     if layer.start_dim != 1 or layer.end_dim != -1:
         raise TypeError(f"cannot export Flatten(start_dim={layer.start_dim}, end_dim={layer.end_dim}): "
                         "only Flatten(start_dim=1) (everything after the batch dim)")
@@ -206,13 +208,13 @@ def emit_flatten(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: s
 
 
 @emitter(nn.Identity, nn.Dropout)
-def emit_identity(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str,
+def emit_identity(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                   hint: str) -> tuple[str, list[str]]:
     return g.op1("Identity", [x], f"{hint}identity"), []  # Dropout: exported networks run in eval mode
 
 
 @emitter(nn.MaxPool2d)
-def emit_maxpool(g: Graph, layer: nn.Module, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
+def emit_maxpool(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
     if (_pair(layer.padding) != [0, 0] or _pair(layer.dilation) != [1, 1] or layer.ceil_mode
             or layer.return_indices):
         raise TypeError("cannot export MaxPool2d with padding, dilation, ceil_mode or return_indices: only the "
@@ -320,7 +322,7 @@ def artifacts(model: ExportModel, options: ExportOptions) -> list[Artifact]:
     opset = check_opset(options.opset)
     planned = []
     for kind, build in (("step", step_graph), ("sequence", sequence_graph)):
-        entry = {"name": f"onnx_{kind}", "file": f"{model.prefix}_{kind}.onnx", "format": "onnx", "kind": kind,
+        entry: ArtifactEntry = {"name": f"onnx_{kind}", "file": f"{model.prefix}_{kind}.onnx", "format": "onnx", "kind": kind,
                  "method": "run", "opset": opset, "calling_convention": "flat", **model_io(model, kind == "sequence")}
         graph = build(model, opset, embedded_metadata(entry))
         check(graph)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -41,13 +42,13 @@ class Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name=name))
         return name
 
-    def op1(self, op_type: str, inputs: Sequence[str], hint: str, **attrs: object) -> str:
+    def op1(self, op_type: str, inputs: Sequence[str], hint: str, **attrs: Any) -> str:
         """Add a node with one output; returns the output's name."""
         name = self.fresh(hint)
         self.nodes.append(helper.make_node(op_type, list(inputs), [name], name=self.fresh(f"node_{hint}"), **attrs))
         return name
 
-    def output(self, op_type: str, inputs: Sequence[str], output: str, **attrs: object) -> None:
+    def output(self, op_type: str, inputs: Sequence[str], output: str, **attrs: Any) -> None:
         """Add a node writing the already reserved name ``output`` (a graph output)."""
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=self.fresh(f"node_{output}"),
                                            **attrs))
@@ -65,6 +66,7 @@ def emit_fire_and_reset(g: Graph, u: str, threshold: str, v_reset: str | None, r
     fired = g.op1("Greater", [u, threshold], f"{hint}fired")
     spike = g.op1("Cast", [fired], f"{hint}spike", to=elem)
     if reset == "zero":
+        assert v_reset is not None, "the zero reset needs v_reset"
         v_next = g.op1("Where", [fired, v_reset, u], f"{hint}v_next")
     elif reset == "subtract":
         v_next = g.op1("Sub", [u, g.op1("Mul", [spike, threshold], f"{hint}drop")], f"{hint}v_next")
