@@ -1,37 +1,42 @@
 // Drives an exported lif_export model from its manifest and checks it against the
 // golden vectors bit for bit. Runtime-agnostic: a runner supplies one function that
-// calls its graph or module (inputs and outputs in the manifest's order).
+// loads an artifact and returns a callable running its graph or module (inputs and
+// outputs in the manifest's order).
+//
+// Nothing runs before everything has been checked: the manifest is validated
+// (manifest.hpp), every golden .npy file is read and checked against its manifest
+// entry, and every (artifact, case) pair is checked for consistent dtypes, shapes and
+// step counts. Each check names the file, its shape and the expected shape. After
+// that, the driving loop indexes only within the validated shapes.
 #pragma once
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
-#include <iostream>
 #include <map>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
-#include "json.hpp"
+#include "error.hpp"
+#include "manifest.hpp"
 #include "npy.hpp"
 
 namespace lif {
 
-constexpr int kManifestVersion = 1;
-
-// Bad arguments, files or manifests: exit status 2.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 // Calls the model once: inputs and outputs in the manifest's order.
 using CallFn = std::function<std::vector<Array>(const std::vector<const Array*>& inputs)>;
-// Builds a CallFn for one manifest artifact; `path` is the model file.
-using Loader = std::function<CallFn(const Json& artifact, const std::string& path)>;
+// Loads one manifest artifact from `path` (its model file) and returns its CallFn.
+using Loader = std::function<CallFn(const Artifact& artifact, const std::string& path)>;
 
 struct Options {
   std::string models_dir;
@@ -41,10 +46,13 @@ struct Options {
   std::vector<int64_t> bench_shape{1, 128};
 };
 
-inline std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
+inline int64_t parse_positive(const std::string& flag, const std::string& v, const char* example) {
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || n < 1 || n > kMaxElements)
+    throw InputError(flag + " must be " + example + ", got '" + v + "'");
+  return static_cast<int64_t>(n);
 }
 
 inline Options parse_args(int argc, char** argv, const char* program) {
@@ -52,7 +60,7 @@ inline Options parse_args(int argc, char** argv, const char* program) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&](const char* flag) -> std::string {
-      if (i + 1 >= argc) throw UsageError(std::string(flag) + " needs a value");
+      if (i + 1 >= argc) throw InputError(std::string(flag) + " needs a value");
       return argv[++i];
     };
     if (a == "-h" || a == "--help") {
@@ -60,7 +68,8 @@ inline Options parse_args(int argc, char** argv, const char* program) {
           "usage: %s MODELS_DIR [--case NAME] [--chunk N] [--bench STEPS [--shape B,N]]\n"
           "Runs every %s artifact listed in MODELS_DIR/manifest.json on every golden-vector case,\n"
           "feeding each state output back into its state input, and compares spikes and\n"
-          "potentials bit for bit. Exit 0: all equal; 1: a mismatch; 2: bad arguments or files.\n"
+          "potentials bit for bit. Exit 0: all equal; 1: a mismatch; 2: bad arguments or files\n"
+          "(a malformed manifest or .npy file, or a shape that does not match the manifest).\n"
           "--bench STEPS times STEPS steps of each step artifact on one input of --shape\n"
           "(default 1,128) instead, and prints microseconds per step.\n",
           program, program);
@@ -68,76 +77,174 @@ inline Options parse_args(int argc, char** argv, const char* program) {
     } else if (a == "--case") {
       o.case_filter = next("--case");
     } else if (a == "--chunk") {
-      std::string v = next("--chunk");
-      char* end = nullptr;
-      o.chunk = std::strtoll(v.c_str(), &end, 10);
-      if (*end != '\0' || o.chunk < 1) throw UsageError("--chunk must be a positive integer, got '" + v + "'");
+      o.chunk = parse_positive("--chunk", next("--chunk"), "a positive integer");
     } else if (a == "--bench") {
-      std::string v = next("--bench");
-      char* end = nullptr;
-      o.bench_steps = std::strtoll(v.c_str(), &end, 10);
-      if (*end != '\0' || o.bench_steps < 1) throw UsageError("--bench must be a positive integer, got '" + v + "'");
+      o.bench_steps = parse_positive("--bench", next("--bench"), "a positive integer");
     } else if (a == "--shape") {
       std::string v = next("--shape");
       o.bench_shape.clear();
       std::stringstream parts(v);
       std::string part;
-      while (std::getline(parts, part, ',')) {
-        char* end = nullptr;
-        int64_t d = std::strtoll(part.c_str(), &end, 10);
-        if (part.empty() || *end != '\0' || d < 1) throw UsageError("--shape must be positive integers like 1,128, got '" + v + "'");
-        o.bench_shape.push_back(d);
-      }
+      while (std::getline(parts, part, ','))
+        o.bench_shape.push_back(parse_positive("--shape", part, "positive integers like 1,128"));
+      if (o.bench_shape.empty()) throw InputError("--shape must be positive integers like 1,128, got '" + v + "'");
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError("unknown option '" + a + "' (see --help)");
+      throw InputError("unknown option '" + a + "' (see --help)");
     } else if (o.models_dir.empty()) {
       o.models_dir = a;
     } else {
-      throw UsageError("unexpected argument '" + a + "' (see --help)");
+      throw InputError("unexpected argument '" + a + "' (see --help)");
     }
   }
-  if (o.models_dir.empty()) throw UsageError("MODELS_DIR is required (see --help)");
+  if (o.models_dir.empty()) throw InputError("MODELS_DIR is required (see --help)");
   return o;
 }
 
-inline Json load_manifest(const std::string& dir) {
-  Json m;
-  try {
-    m = read_json_file(dir + "/manifest.json");
-  } catch (const std::exception& e) {
-    throw UsageError(std::string("cannot read the manifest: ") + e.what());
-  }
-  if (!m.has("manifest_version") || m["manifest_version"].type != Json::Type::Number)
-    throw UsageError("manifest.json has no manifest_version");
-  int version = static_cast<int>(m["manifest_version"].num());
-  if (version != kManifestVersion)
-    throw UsageError("manifest_version " + std::to_string(version) + " is unknown; this runner reads version " +
-                     std::to_string(kManifestVersion));
-  return m;
-}
+// One golden tensor and the file it came from.
+struct GoldenTensor {
+  Array array;
+  std::string path;
+};
 
 struct GoldenCase {
   std::string name;
-  std::map<std::string, Array> tensors;  // by tensor name: inputs and expected outputs
+  int64_t steps = 0;
+  std::map<std::string, GoldenTensor> tensors;  // by tensor name: inputs and expected outputs
+  const GoldenTensor& at(const std::string& n) const { return tensors.at(n); }
 };
 
-inline std::vector<GoldenCase> load_cases(const std::string& dir, const Json& manifest, const std::string& filter) {
+// Reads every .npy file of the selected cases and checks each against its manifest entry.
+inline std::vector<GoldenCase> load_cases(const std::string& dir, const Manifest& manifest, const std::string& filter) {
   std::vector<GoldenCase> cases;
-  const Json& vectors = manifest["vectors"];
-  for (size_t i = 0; i < vectors.size(); ++i) {
-    const Json& entry = vectors[i];
-    if (!filter.empty() && entry["case"].str() != filter) continue;
-    GoldenCase c{entry["case"].str(), {}};
-    for (const char* group : {"inputs", "outputs"}) {
-      for (size_t k = 0; k < entry[group].size(); ++k) {
-        const std::string& name = entry[group][k]["name"].str();
-        c.tensors[name] = read_npy(dir + "/" + entry["dir"].str() + "/" + name + ".npy");
+  for (const VectorCase& vc : manifest.vectors) {
+    if (!filter.empty() && vc.name != filter) continue;
+    GoldenCase c{vc.name, vc.steps, {}};
+    for (const auto* group : {&vc.inputs, &vc.outputs}) {
+      for (const TensorSpec& spec : *group) {
+        std::string path = join_path(join_path(dir, vc.dir), spec.name + ".npy");
+        Array a = read_npy(path);
+        if (a.dtype != spec.dtype)
+          throw InputError(path + ": dtype " + dtype_name(a.dtype) + ", but the manifest (case '" + vc.name +
+                           "') says " + dtype_name(spec.dtype));
+        if (a.shape != spec.fixed_shape())
+          throw InputError("shape mismatch: " + path + " is " + shape_str(a.shape) + ", but the manifest (case '" +
+                           vc.name + "') says " + shape_str(spec.fixed_shape()));
+        c.tensors[spec.name] = GoldenTensor{std::move(a), std::move(path)};
       }
     }
     cases.push_back(std::move(c));
   }
-  if (cases.empty()) throw UsageError("no golden-vector case named '" + filter + "' in the manifest");
+  if (cases.empty()) {
+    if (filter.empty()) throw InputError(manifest.path + " lists no golden-vector case");
+    throw InputError("no golden-vector case named '" + filter + "' in the manifest");
+  }
   return cases;
+}
+
+// Matches concrete shapes against manifest shapes: fixed dims must be equal, and a
+// named dim ("batch") takes one size throughout the tensors of one artifact and case.
+class ShapeMatcher {
+ public:
+  bool match(const std::vector<Dim>& dims, const std::vector<int64_t>& shape, const std::string& source) {
+    if (dims.size() != shape.size()) return false;
+    std::map<std::string, int64_t> fresh;
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (!dims[i].named()) {
+        if (dims[i].size != shape[i]) return false;
+        continue;
+      }
+      auto it = bound_.find(dims[i].name);
+      if (it != bound_.end() && it->second.first != shape[i]) return false;
+      auto f = fresh.find(dims[i].name);
+      if (f != fresh.end() && f->second != shape[i]) return false;
+      fresh[dims[i].name] = shape[i];
+    }
+    for (const auto& [name, size] : fresh) bound_.emplace(name, std::make_pair(size, source));
+    return true;
+  }
+  // The manifest shape with the sizes already bound: "[batch=4 (from 'x'),neurons=8 (from 'x')]".
+  std::string expected(const std::vector<Dim>& dims) const {
+    std::string s = "[";
+    for (size_t i = 0; i < dims.size(); ++i) {
+      s += i ? "," : "";
+      if (!dims[i].named()) {
+        s += std::to_string(dims[i].size);
+        continue;
+      }
+      s += dims[i].name;
+      auto it = bound_.find(dims[i].name);
+      if (it != bound_.end()) s += "=" + std::to_string(it->second.first) + " (from '" + it->second.second + "')";
+    }
+    return s + "]";
+  }
+
+ private:
+  std::map<std::string, std::pair<int64_t, std::string>> bound_;
+};
+
+// Checks that the golden case `c` can drive `artifact`: every tensor the artifact reads
+// or is compared with exists, has its dtype, `c.steps` leading steps where it is
+// time-major, and a shape matching the manifest's. Throws InputError naming the file.
+inline void check_case(const Artifact& artifact, const GoldenCase& c) {
+  const std::string where = "artifact '" + artifact.name + "'";
+  ShapeMatcher shapes;
+  auto golden = [&](const TensorSpec& spec, const std::string& name) -> const GoldenTensor& {
+    auto it = c.tensors.find(name);
+    if (it == c.tensors.end())
+      throw InputError("golden case '" + c.name + "' has no tensor '" + name + "' (" + where + " needs it)");
+    if (it->second.array.dtype != spec.dtype)
+      throw InputError(it->second.path + ": dtype " + dtype_name(it->second.array.dtype) + ", but " + where +
+                       " expects " + dtype_name(spec.dtype) + " for '" + spec.name + "'");
+    return it->second;
+  };
+  // A tensor with one row per step: [steps, ...]; the rest must match `spec` (for a
+  // sequence, `spec` without its leading time dimension).
+  auto check_time_major = [&](const TensorSpec& spec, const std::string& name) {
+    const GoldenTensor& g = golden(spec, name);
+    const auto& shape = g.array.shape;
+    if (shape.empty() || shape[0] != c.steps)
+      throw InputError("shape mismatch: " + g.path + " is " + shape_str(shape) + ", but case '" + c.name + "' has " +
+                       std::to_string(c.steps) + " steps, so '" + name + "' must be [" + std::to_string(c.steps) +
+                       ",...]");
+    std::vector<int64_t> per_step(shape.begin() + 1, shape.end());
+    std::vector<Dim> dims = spec.shape;
+    if (artifact.sequence()) dims.erase(dims.begin());
+    if (!shapes.match(dims, per_step, name))
+      throw InputError("shape mismatch: '" + name + "' is " + shape_str(per_step) + " per step (" + g.path + " is " +
+                       shape_str(shape) + "), but " + where + " expects " + shapes.expected(dims));
+  };
+
+  for (const TensorSpec& in : artifact.inputs) {
+    if (artifact.state_of_input(in.name)) {
+      const GoldenTensor& g = golden(in, in.name);
+      if (!shapes.match(in.shape, g.array.shape, in.name))
+        throw InputError("shape mismatch: '" + in.name + "' is " + shape_str(g.array.shape) + " (" + g.path + "), but " +
+                         where + " expects " + shapes.expected(in.shape));
+    } else {
+      check_time_major(in, in.name);
+    }
+  }
+  for (const TensorSpec& out : artifact.outputs) {
+    const StateSpec* s = artifact.state_of_output(out.name);
+    if (!s) {
+      check_time_major(out, out.name);
+      continue;
+    }
+    // The final state: the state input's shape; its trace: one of those per step.
+    const std::vector<int64_t>& state_shape = c.at(s->input).array.shape;
+    const GoldenTensor& final_state = golden(out, out.name);
+    if (final_state.array.shape != state_shape)
+      throw InputError("shape mismatch: '" + out.name + "' is " + shape_str(final_state.array.shape) + " (" +
+                       final_state.path + "), but its state input '" + s->input + "' is " + shape_str(state_shape));
+    if (s->trace.empty()) continue;
+    const GoldenTensor& trace = golden(out, s->trace);
+    std::vector<int64_t> want{c.steps};
+    want.insert(want.end(), state_shape.begin(), state_shape.end());
+    if (trace.array.shape != want)
+      throw InputError("shape mismatch: " + trace.path + " is " + shape_str(trace.array.shape) + ", but the trace of '" +
+                       s->input + "' over the " + std::to_string(c.steps) + " steps of case '" + c.name + "' must be " +
+                       shape_str(want));
+  }
 }
 
 struct Result {
@@ -168,13 +275,13 @@ inline std::string show(const Array& a, size_t i) {
 
 // Counts elements whose bits differ; records the first difference.
 inline int64_t compare(const Array& got, const Array& want, const std::string& what, int64_t t, Result& r) {
-  if (got.dtype != want.dtype || got.shape != want.shape) {
+  if (got.dtype != want.dtype || got.shape != want.shape || got.bytes.size() != want.bytes.size()) {
     if (r.first_difference.empty())
       r.first_difference = what + " at step " + std::to_string(t) + ": got " + dtype_name(got.dtype) +
                            shape_str(got.shape) + ", expected " + dtype_name(want.dtype) + shape_str(want.shape);
-    return want.numel();
+    return std::max<int64_t>(want.numel(), 1);
   }
-  size_t width = dtype_size(want.dtype), n = static_cast<size_t>(want.numel());
+  size_t width = dtype_size(want.dtype), n = want.bytes.size() / width;
   int64_t bad = 0;
   for (size_t i = 0; i < n; ++i) {
     if (std::memcmp(got.bytes.data() + i * width, want.bytes.data() + i * width, width) == 0) continue;
@@ -187,86 +294,37 @@ inline int64_t compare(const Array& got, const Array& want, const std::string& w
 
 inline int64_t count_spikes(const Array& a) {
   int64_t n = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    double v = a.dtype == DType::Float32 ? static_cast<double>(reinterpret_cast<const float*>(a.bytes.data())[i])
-                                         : reinterpret_cast<const double*>(a.bytes.data())[i];
-    n += v != 0.0;
-  }
+  const size_t count = a.bytes.size() / dtype_size(a.dtype);
+  for (size_t i = 0; i < count; ++i) n += a.value(i) != 0.0;
   return n;
-}
-
-struct StateSpec {
-  std::string input, output, trace;
-};
-
-// Checks that the data's shape fits the manifest's (named dims are free, numbers fixed).
-inline void check_shape(const Json& spec, const std::vector<int64_t>& shape) {
-  const Json& dims = spec["shape"];
-  bool ok = dims.size() == shape.size();
-  for (size_t i = 0; ok && i < dims.size(); ++i)
-    if (dims[i].type == Json::Type::Number && static_cast<int64_t>(dims[i].num()) != shape[i]) ok = false;
-  if (!ok) {
-    std::string want = "[";
-    for (size_t i = 0; i < dims.size(); ++i)
-      want += (i ? "," : "") + (dims[i].is_string() ? dims[i].str() : std::to_string(static_cast<int64_t>(dims[i].num())));
-    throw UsageError("shape mismatch: '" + spec["name"].str() + "' is " + shape_str(shape) + " but the manifest says " +
-                     want + "]");
-  }
 }
 
 // Runs one golden case through one artifact: step graphs one step per call, sequence
 // graphs `chunk` steps per call; every state output is fed back into its input.
-inline Result drive(const Json& artifact, const GoldenCase& c, const CallFn& call, int64_t chunk) {
-  Result r{artifact["name"].str(), c.name};
-  const bool sequence = artifact["kind"].str() == "sequence";
-  std::vector<StateSpec> states;
-  for (size_t i = 0; i < artifact["state"].size(); ++i) {
-    const Json& s = artifact["state"][i];
-    states.push_back({s["input"].str(), s["output"].str(), s["trace"].str()});
-  }
-  auto state_of_input = [&](const std::string& n) -> const StateSpec* {
-    for (auto& s : states) if (s.input == n) return &s;
-    return nullptr;
-  };
-  auto state_of_output = [&](const std::string& n) -> const StateSpec* {
-    for (auto& s : states) if (s.output == n) return &s;
-    return nullptr;
-  };
-  auto tensor = [&](const std::string& n) -> const Array& {
-    auto it = c.tensors.find(n);
-    if (it == c.tensors.end()) throw UsageError("golden case '" + c.name + "' has no tensor '" + n + "'");
-    return it->second;
-  };
+// `check_case(artifact, c)` must have passed.
+inline Result drive(const Artifact& artifact, const GoldenCase& c, const CallFn& call, int64_t chunk) {
+  Result r;
+  r.artifact = artifact.name;
+  r.case_name = c.name;
+  const bool sequence = artifact.sequence();
+  auto tensor = [&](const std::string& n) -> const Array& { return c.at(n).array; };
 
-  const Json& ins = artifact["inputs"];
-  const Json& outs = artifact["outputs"];
   std::map<std::string, Array> state;
-  int64_t steps = -1;
-  for (size_t i = 0; i < ins.size(); ++i) {
-    const std::string& n = ins[i]["name"].str();
-    if (state_of_input(n)) {
-      state[n] = tensor(n);
-      check_shape(ins[i], state[n].shape);
-    } else {
-      steps = tensor(n).shape.at(0);
-      std::vector<int64_t> shape = tensor(n).shape;
-      if (!sequence) shape.erase(shape.begin());
-      check_shape(ins[i], shape);
-    }
-  }
+  for (const TensorSpec& in : artifact.inputs)
+    if (artifact.state_of_input(in.name)) state[in.name] = tensor(in.name);
+  const int64_t steps = c.steps;
   r.steps = steps;
   double total_us = 0.0;
   for (int64_t t0 = 0; t0 < steps; t0 += sequence ? chunk : 1) {
     int64_t t1 = sequence ? std::min(steps, t0 + chunk) : t0 + 1;
     std::vector<Array> feed_data;
-    feed_data.reserve(ins.size());
+    feed_data.reserve(artifact.inputs.size());
     std::vector<const Array*> feed;
-    for (size_t i = 0; i < ins.size(); ++i) {
-      const std::string& n = ins[i]["name"].str();
-      if (state_of_input(n)) {
-        feed.push_back(&state[n]);
+    for (const TensorSpec& in : artifact.inputs) {
+      if (artifact.state_of_input(in.name)) {
+        feed.push_back(&state[in.name]);
       } else {
-        feed_data.push_back(sequence ? tensor(n).rows(t0, t1) : tensor(n).step(t0));
+        feed_data.push_back(sequence ? tensor(in.name).rows(t0, t1) : tensor(in.name).step(t0));
         feed.push_back(&feed_data.back());
       }
     }
@@ -276,13 +334,13 @@ inline Result drive(const Json& artifact, const GoldenCase& c, const CallFn& cal
                 static_cast<double>(t1 - t0);
     total_us += us * static_cast<double>(t1 - t0);
     r.min_us_per_step = std::min(r.min_us_per_step, us);
-    if (got.size() != outs.size())
-      throw UsageError("artifact '" + r.artifact + "' returned " + std::to_string(got.size()) + " outputs, manifest lists " +
-                       std::to_string(outs.size()));
-    for (size_t i = 0; i < outs.size(); ++i) {
-      const std::string& n = outs[i]["name"].str();
-      if (const StateSpec* s = state_of_output(n)) {
-        r.potential_mismatches += compare(got[i], tensor(s->trace).step(t1 - 1), n, t1 - 1, r);
+    if (got.size() != artifact.outputs.size())
+      throw InputError("artifact '" + r.artifact + "' returned " + std::to_string(got.size()) +
+                       " outputs, the manifest lists " + std::to_string(artifact.outputs.size()));
+    for (size_t i = 0; i < artifact.outputs.size(); ++i) {
+      const std::string& n = artifact.outputs[i].name;
+      if (const StateSpec* s = artifact.state_of_output(n)) {
+        if (!s->trace.empty()) r.potential_mismatches += compare(got[i], tensor(s->trace).step(t1 - 1), n, t1 - 1, r);
         state[s->input] = std::move(got[i]);
       } else {
         const Array want = sequence ? tensor(n).rows(t0, t1) : tensor(n).step(t0);
@@ -296,42 +354,47 @@ inline Result drive(const Json& artifact, const GoldenCase& c, const CallFn& cal
       }
     }
   }
-  for (auto& s : states) r.potential_mismatches += compare(state[s.input], tensor(s.output), s.output + " (final)", steps, r);
+  for (const StateSpec& s : artifact.state)
+    r.potential_mismatches += compare(state[s.input], tensor(s.output), s.output + " (final)", steps, r);
   r.mean_us_per_step = steps > 0 ? total_us / static_cast<double>(steps) : 0.0;
   if (steps <= 0) r.min_us_per_step = 0.0;
   return r;
 }
 
 // Times `steps` calls of a step artifact on a fixed input, the state fed back: microseconds per step.
-inline double bench_steps(const Json& artifact, const CallFn& call, int64_t steps, const std::vector<int64_t>& shape) {
-  const Json& ins = artifact["inputs"];
-  DType dtype = parse_dtype(ins[0]["dtype"].str());
-  std::map<std::string, std::string> state_out_to_in;
-  std::map<std::string, double> initial;
-  for (size_t i = 0; i < artifact["state"].size(); ++i) {
-    state_out_to_in[artifact["state"][i]["output"].str()] = artifact["state"][i]["input"].str();
-    initial[artifact["state"][i]["input"].str()] = artifact["state"][i]["initial_value"].num();
-  }
-  std::vector<Array> data(ins.size());
+inline double bench_steps(const Artifact& artifact, const CallFn& call, int64_t steps, const std::vector<int64_t>& shape) {
+  std::vector<Array> data;
   std::vector<const Array*> feed;
-  for (size_t i = 0; i < ins.size(); ++i) {
-    check_shape(ins[i], shape);
-    data[i] = Array{dtype, shape, std::vector<char>(static_cast<size_t>(Array{dtype, shape, {}}.numel()) * dtype_size(dtype))};
-    const std::string& n = ins[i]["name"].str();
-    double fill = initial.count(n) ? initial[n] : 0.3;  // a constant input that fires periodically
-    for (int64_t k = 0; k < data[i].numel(); ++k) {
-      if (dtype == DType::Float32) reinterpret_cast<float*>(data[i].bytes.data())[k] = static_cast<float>(fill);
-      else reinterpret_cast<double*>(data[i].bytes.data())[k] = fill;
+  data.reserve(artifact.inputs.size());
+  for (const TensorSpec& in : artifact.inputs) {
+    ShapeMatcher matcher;
+    if (!matcher.match(in.shape, shape, in.name))
+      throw InputError("shape mismatch: --shape " + shape_str(shape) + " does not fit '" + in.name + "' of artifact '" +
+                       artifact.name + "', " + dims_str(in.shape));
+    data.push_back(Array::zeros(in.dtype, shape));
+    const StateSpec* s = artifact.state_of_input(in.name);
+    double fill = s ? s->initial_value : 0.3;  // a constant input that fires periodically
+    Array& a = data.back();
+    for (size_t k = 0; k < a.bytes.size() / dtype_size(a.dtype); ++k) {
+      if (a.dtype == DType::Float32) {
+        float f = static_cast<float>(fill);
+        std::memcpy(a.bytes.data() + 4 * k, &f, 4);
+      } else {
+        std::memcpy(a.bytes.data() + 8 * k, &fill, 8);
+      }
     }
-    feed.push_back(&data[i]);
+    feed.push_back(&a);
   }
   auto step = [&]() {
     std::vector<Array> out = call(feed);
+    if (out.size() != artifact.outputs.size())
+      throw InputError("artifact '" + artifact.name + "' returned " + std::to_string(out.size()) +
+                       " outputs, the manifest lists " + std::to_string(artifact.outputs.size()));
     for (size_t o = 0; o < out.size(); ++o) {
-      auto it = state_out_to_in.find(artifact["outputs"][o]["name"].str());
-      if (it == state_out_to_in.end()) continue;
-      for (size_t i = 0; i < ins.size(); ++i)
-        if (ins[i]["name"].str() == it->second) data[i] = std::move(out[o]);
+      const StateSpec* s = artifact.state_of_output(artifact.outputs[o].name);
+      if (!s) continue;
+      for (size_t i = 0; i < artifact.inputs.size(); ++i)
+        if (artifact.inputs[i].name == s->input) data[i] = std::move(out[o]);
     }
   };
   for (int64_t t = 0; t < std::min<int64_t>(steps, 100); ++t) step();  // warm-up
@@ -341,36 +404,50 @@ inline double bench_steps(const Json& artifact, const CallFn& call, int64_t step
          static_cast<double>(steps);
 }
 
+// Loads an artifact's model file after checking that it exists.
+inline CallFn load_artifact(const Loader& load, const Artifact& artifact, const std::string& dir) {
+  const std::string path = join_path(dir, artifact.file);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw InputError("cannot open model file " + path + " (artifact '" + artifact.name + "'): " +
+                     (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
+  return load(artifact, path);
+}
+
 // The whole runner: every artifact of `format` in the manifest, every golden case.
 inline int run_main(int argc, char** argv, const char* program, const std::string& format, const Loader& load) {
   try {
     Options opt = parse_args(argc, argv, program);
-    Json manifest = load_manifest(opt.models_dir);
+    Manifest manifest = load_manifest(opt.models_dir);
+    std::vector<const Artifact*> artifacts;
+    for (const Artifact& a : manifest.artifacts)
+      if (a.format == format) artifacts.push_back(&a);
+    if (artifacts.empty()) throw InputError("the manifest lists no " + format + " artifact");
+
     if (opt.bench_steps > 0) {
-      const Json& artifacts = manifest["artifacts"];
-      for (size_t a = 0; a < artifacts.size(); ++a) {
-        const Json& artifact = artifacts[a];
-        const std::string kind = artifact["kind"].str();
-        if (artifact["format"].str() != format || kind == "sequence") continue;
-        CallFn call = load(artifact, opt.models_dir + "/" + artifact["file"].str());
-        double us = bench_steps(artifact, call, opt.bench_steps, opt.bench_shape);
-        std::printf("bench %s %s %" PRId64 " steps: %.3f us/step\n", artifact["name"].str().c_str(),
+      for (const Artifact* artifact : artifacts) {
+        if (artifact->sequence()) continue;
+        CallFn call = load_artifact(load, *artifact, opt.models_dir);
+        double us = bench_steps(*artifact, call, opt.bench_steps, opt.bench_shape);
+        std::printf("bench %s %s %" PRId64 " steps: %.3f us/step\n", artifact->name.c_str(),
                     shape_str(opt.bench_shape).c_str(), opt.bench_steps, us);
       }
       return 0;
     }
+
+    // Everything is checked before the first model is loaded or stepped.
     std::vector<GoldenCase> cases = load_cases(opt.models_dir, manifest, opt.case_filter);
+    for (const Artifact* artifact : artifacts)
+      for (const GoldenCase& c : cases) check_case(*artifact, c);
+    std::vector<CallFn> calls;
+    for (const Artifact* artifact : artifacts) calls.push_back(load_artifact(load, *artifact, opt.models_dir));
+
     std::printf("%-22s %-16s %6s %7s %8s %8s %10s %10s  %s\n", "artifact", "case", "steps", "spikes", "dspikes", "dv",
                 "us/step", "min us", "result");
     int failures = 0, runs = 0;
-    const Json& artifacts = manifest["artifacts"];
     for (size_t a = 0; a < artifacts.size(); ++a) {
-      const Json& artifact = artifacts[a];
-      if (artifact["format"].str() != format) continue;
-      std::string path = opt.models_dir + "/" + artifact["file"].str();
-      CallFn call = load(artifact, path);
       for (const GoldenCase& c : cases) {
-        Result r = drive(artifact, c, call, opt.chunk);
+        Result r = drive(*artifacts[a], c, calls[a], opt.chunk);
         ++runs;
         failures += !r.ok();
         std::printf("%-22s %-16s %6" PRId64 " %7" PRId64 " %8" PRId64 " %8" PRId64 " %10.2f %10.2f  %s\n",
@@ -379,14 +456,15 @@ inline int run_main(int argc, char** argv, const char* program, const std::strin
         if (!r.ok()) std::printf("  first difference: %s\n", r.first_difference.c_str());
       }
     }
-    if (runs == 0) throw UsageError("the manifest lists no " + format + " artifact");
     std::printf("%s: %d runs, %d mismatching\n", failures ? "FAILED" : "OK", runs, failures);
     return failures ? 1 : 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
-    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: %s\n", program, one_line(e.what()).c_str());
+    return 2;
+  } catch (...) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: unknown exception\n", program);
     return 2;
   }
 }
