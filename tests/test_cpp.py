@@ -176,10 +176,7 @@ _NETWORK_MODELS: list[Path] = []
 def _network_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled all-models network, exported once per session."""
     if not _NETWORK_MODELS:
-        try:
-            from lif_export.export import export_network
-        except ImportError:  # before the export refactor
-            from lif_export.network.export import export_network
+        from lif_export.export import export_network
         from tests.test_network import all_models_network
 
         out = tmp_path_factory.mktemp("network_models")
