@@ -43,6 +43,26 @@ def _check_broadcast(name: str, shape: list[int], step_shape: list[int]) -> None
         )
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"`` for ``torch.float32`` and so on, in eager and scripted code alike (scripted,
+    ``str(dtype)`` is a number)."""
+    if dtype == torch.float32:
+        return "float32"
+    if dtype == torch.float64:
+        return "float64"
+    if dtype == torch.float16:
+        return "float16"
+    if dtype == torch.bfloat16:
+        return "bfloat16"
+    if dtype == torch.int64:
+        return "int64"
+    if dtype == torch.int32:
+        return "int32"
+    if dtype == torch.bool:
+        return "bool"
+    return str(dtype).replace("torch.", "")
+
+
 def check_step_inputs(
     x: Tensor,
     step_shape: list[int],
@@ -58,10 +78,11 @@ def check_step_inputs(
     of one step of it, to which the state and parameters must broadcast.
     """
     if not x.is_floating_point():
-        raise TypeError("x (input current) must be a floating-point tensor, got dtype " + str(x.dtype))
+        raise TypeError("x (input current) must be a floating-point tensor, got dtype " + dtype_name(x.dtype))
     if v.dtype != x.dtype:
         raise TypeError(
-            "v (membrane potential) must have the dtype of x (" + str(x.dtype) + "), got " + str(v.dtype)
+            "v (membrane potential) must have the dtype of x (" + dtype_name(x.dtype) + "), got "
+            + dtype_name(v.dtype)
         )
     _check_broadcast("v (membrane potential)", list(v.shape), step_shape)
     _check_broadcast("beta", list(beta.shape), step_shape)

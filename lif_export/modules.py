@@ -17,7 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from . import validation
+from .errors import InvalidTypeError
 from .fast.dispatch import fast_sequence
+from .fast.simulate import simulate_script
 from .functional import clamp_learned, lif_sequence, lif_step
 from .parameters import MIN_LEARNED_THRESHOLD, check_loaded, register_lif_parameters, surrogate_options
 
@@ -91,7 +93,7 @@ class LIFParameters(nn.Module):
             given.update(_legacy_positional(type(self).__name__, args, kwargs))
         surrogate = surrogate_options(kwargs)
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}")
+            raise InvalidTypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(kwargs)}")
         register_lif_parameters(self, given["beta"], given["threshold"], given["v_reset"], given["reset"],
                                 learn_beta, learn_threshold, surrogate["surrogate"], surrogate["surrogate_slope"],
                                 dtype)
@@ -102,7 +104,7 @@ class LIFParameters(nn.Module):
                                         self.min_threshold)
         return beta, threshold, self.v_reset
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         check_loaded(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -123,7 +125,7 @@ class LIFParameters(nn.Module):
 def _legacy_positional(owner: str, args: tuple, kwargs: dict) -> dict[str, object]:
     """Map the old positional ``(threshold, beta, v_reset, reset)`` with a deprecation warning."""
     if len(args) > len(_LEGACY_POSITIONAL):
-        raise TypeError(f"{owner} takes keyword arguments only, got {len(args)} positional ones")
+        raise InvalidTypeError(f"{owner} takes keyword arguments only, got {len(args)} positional ones")
     warnings.warn(f"positional arguments to {owner} are deprecated (they were threshold, beta, v_reset, reset); "
                   f"pass them by keyword: {owner}(beta=..., threshold=...)", DeprecationWarning, stacklevel=4)
     return dict(zip(_LEGACY_POSITIONAL, args, strict=False))
@@ -182,6 +184,11 @@ class LIFSequence(LIFParameters):
             fast = self._fast_run(x, v0, beta, threshold, v_reset, return_trace)
             if fast is not None:
                 return fast
+        elif (x.dtype == torch.float32 or x.dtype == torch.float64) and not (torch.is_grad_enabled() and (
+                x.requires_grad or v0.requires_grad or beta.requires_grad or threshold.requires_grad)):
+            # Scripted, no gradient needed: the in-place loop of lif_export.fast (PyTorch operations only,
+            # so a saved module runs it anywhere, C++ included), the same bits as the loop below.
+            return simulate_script(x, v0, beta, threshold, v_reset, self.reset, return_trace)
         return lif_sequence(
             x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_slope, return_trace
         )
@@ -268,7 +275,7 @@ class LIFNeuron(LIFParameters):
         self.potential = torch.zeros(0, dtype=self.potential.dtype, device=self.potential.device)
         self.spike = torch.zeros(0, dtype=self.spike.dtype, device=self.spike.device)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The state's shape follows the data, so adopt the saved shape before
         # the default loader compares shapes.
         for name in ("potential", "spike"):

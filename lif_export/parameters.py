@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from . import validation
+from .errors import InvalidTypeError, InvalidValueError
 from .surrogate import DEFAULT_SURROGATE
 
 #: Lower bound a learned threshold is clamped to in forward (the semantics need threshold > 0).
@@ -41,7 +42,7 @@ def register_parameter(module: Any, name: str, value: validation.ParamLike, dtyp
     """
     tensor = validation.as_param_tensor(name, value, dtype)
     if shape is not None and tensor.dim() > 0 and list(tensor.shape) != list(shape):
-        raise ValueError(f"{name} must be a scalar or have shape {tuple(shape)}, got {tuple(tensor.shape)}")
+        raise InvalidValueError(f"{name} must be a scalar or have shape {tuple(shape)}, got {tuple(tensor.shape)}")
     if name == "v_reset":
         tensor = validation.canonical_v_reset(tensor)
     CHECKS[name](tensor)
@@ -77,7 +78,7 @@ def surrogate_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "surrogate_alpha" in kwargs:
         warnings.warn("surrogate_alpha is deprecated; use surrogate_slope", DeprecationWarning, stacklevel=3)
         if kwargs.get("surrogate_slope") is not None:
-            raise TypeError("give surrogate_slope or the deprecated surrogate_alpha, not both")
+            raise InvalidTypeError("give surrogate_slope or the deprecated surrogate_alpha, not both")
         kwargs["surrogate_slope"] = kwargs.pop("surrogate_alpha")
     return {"surrogate": kwargs.pop("surrogate", DEFAULT_SURROGATE),
             "surrogate_slope": kwargs.pop("surrogate_slope", None)}
@@ -91,8 +92,8 @@ def check_loaded(module: nn.Module, state_dict: Mapping[str, Any], prefix: str) 
             continue
         if not isinstance(value, Tensor) or not value.is_floating_point():
             kind = value.dtype if isinstance(value, Tensor) else type(value).__name__
-            raise TypeError(f"{name} in the state_dict must be a floating-point tensor, got {kind}")
+            raise InvalidTypeError(f"{name} in the state_dict must be a floating-point tensor, got {kind}")
         try:
             check(value)
         except ValueError as err:
-            raise ValueError(f"load_state_dict: {err}") from None
+            raise InvalidValueError(f"load_state_dict: {err}") from None

@@ -6,10 +6,10 @@ import os
 # oversubscribe the cores and the suite slows down many times over. Set before torch is imported.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from hypothesis import settings
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

@@ -1,15 +1,17 @@
 """The command line as a user runs it."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from lif_export.backends import REGISTRY
 from lif_export.cli import main as cli
 
 
-@pytest.mark.parametrize("command", [[], ["export"], ["verify"], ["plot"]])
+@pytest.mark.parametrize("command", [[], ["export"], ["verify"], ["plot"], ["bench"], ["digits"], ["triton"]])
 def test_help_works_for_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli([*command, "--help"])
@@ -34,9 +36,9 @@ def test_plot_writes_a_png(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["plot", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["plot", "--steps", "0"], "--steps must be from 1 to 100,000, got 0"),
         (["plot", "--beta", "-1"], "beta must satisfy 0 <= beta <= 1, got -1.0"),
-        (["plot", "--random", "--neurons", "0"], "--neurons must be >= 1"),
+        (["plot", "--random", "--neurons", "0"], "--neurons must be from 1 to 32, got 0"),
         (["export", "--state-dict", "missing.pt"], "--state-dict 'missing.pt' does not exist"),
     ],
 )
@@ -45,6 +47,36 @@ def test_bad_arguments_exit_2_with_a_message(args, message, capsys, tmp_path, mo
     assert cli(args) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_verify_help_lists_every_registered_backend_family(capsys):
+    with pytest.raises(SystemExit):
+        cli(["verify", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(family in help_text for family in REGISTRY)
+    assert "--quick" not in help_text  # it did nothing: --full or nothing
+
+
+def test_export_writes_the_formats_asked_for(tmp_path, capsys):
+    assert cli(["export", "--out", str(tmp_path), "--format", "onnx", "--format", "onnx", "-q"]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [a["format"] for a in manifest["artifacts"]] == ["onnx", "onnx"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["export", "--out", str(tmp_path), "--format", "nope"])
+    assert exit_info.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_name_goes_to_the_formats_that_write_a_c_library(tmp_path, capsys):
+    assert cli(["export", "--out", str(tmp_path / "a"), "--format", "onnx", "--name", "mylif", "-q"]) == 2
+    assert "--name is the name of the generated C library: add --format c" in capsys.readouterr().err
+    assert cli(["export", "--out", str(tmp_path / "b"), "--format", "c", "--features", "4", "--name", "mylif",
+                "-q"]) == 0
+    assert (tmp_path / "b" / "mylif.c").is_file() and (tmp_path / "b" / "mylif.h").is_file()
+
+
+def test_triton_subcommand(exported, tmp_path, capsys):
+    code = cli(["triton", str(exported), "--out", str(tmp_path / "repo"), "--feature-size", "neurons=4"])
+    assert code == 0 and "wrote a Triton model repository" in capsys.readouterr().out
 
 
 def test_export_prints_progress_and_summary(tmp_path, capsys):

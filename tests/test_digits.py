@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("sklearn", reason="the digits example needs scikit-learn (the [test] extra installs it)")
 
-from lif_export.examples.digits import run_example  # noqa: E402
+from lif_export.examples.digits import run_example
 
 
 def test_digits_example_reaches_its_accuracy_with_identical_predictions(tmp_path):

@@ -41,13 +41,17 @@ def test_export_writes_every_artifact_manifest_and_vectors(exported):
         assert entry["outputs"][0]["name"] == "spike" and entry["outputs"][1]["name"] == "v_next"
     assert set(manifest["generator"]) >= {"lif_export", "torch", "onnx", "onnxruntime"}
     assert {v["case"] for v in manifest["vectors"]} == set(GOLDEN)
-    for case in GOLDEN:
-        folder = exported / "vectors" / case
+    for case in manifest["vectors"]:
+        folder = exported / "vectors" / case["case"]
         for stem in ["input_0", "input_1", "output_0", "output_1", "output_2"]:
             assert (folder / f"{stem}.pb").is_file()
         for name in ["x", "v", "spike", "v_next", "v_trace"]:
             assert (folder / f"{name}.npy").is_file()
-    assert not [p for p in exported.iterdir() if p.name.startswith(".")], "staging left behind"
+        listed = {f["file"]: f["sha256"] for f in case["files"]}
+        assert set(listed) == {f"{case['dir']}/{p.name}" for p in folder.iterdir()}
+        assert all(sha256_file(exported / file) == digest for file, digest in listed.items())
+    assert {p.name for p in exported.iterdir()} == {*ARTIFACTS, "manifest.json", "vectors", ".lif_export"}
+    assert not list((exported / ".lif_export" / "staging").iterdir()), "staging left behind"
 
 
 def test_every_onnx_file_passes_the_full_checker_and_loads(exported):
@@ -195,7 +199,7 @@ def test_float64_per_neuron_fixed_shape_export_verifies(tmp_path):
     assert report.ok, [c.first_difference for c in report.mismatches][:3]
 
 
-def test_export_from_a_trained_state_dict(tmp_path):
+def test_export_from_a_trained_state_dict(tmp_path, capsys):
     model = nn.Sequential(nn.Linear(4, 6))
     model.lif = LIFSequence(beta=torch.linspace(0.5, 0.95, 6), threshold=torch.full((6,), 0.7),
                             learn_beta=True, learn_threshold=True)
@@ -203,9 +207,12 @@ def test_export_from_a_trained_state_dict(tmp_path):
         model.lif.beta[0] = 1.3  # drifted out of range in training: forward clamps it, so must export
     torch.save(model.state_dict(), tmp_path / "trained.pt")
     out = tmp_path / "models"
-    code = cli(["export", "--state-dict", str(tmp_path / "trained.pt"), "--prefix", "lif.",
-                "--reset", "subtract", "--out", str(out), "-q"])
-    assert code == 0
+    args = ["export", "--state-dict", str(tmp_path / "trained.pt"), "--prefix", "lif.", "--reset", "subtract",
+            "--out", str(out), "-q"]
+    assert cli(args) == 2  # out of range: refused unless the learned values are to be clamped, as forward does
+    assert "beta must satisfy 0 <= beta <= 1, got [1.2999999523162842]" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli([*args, "--clamp-learned"]) == 0
     neuron = load_manifest(out)["neuron"]
     assert neuron["feature_shape"] == [6] and neuron["reset"] == "subtract"
     assert neuron["beta"][0] == 1.0 and neuron["beta"][1] == pytest.approx(0.59, abs=1e-6)
@@ -259,16 +266,22 @@ def test_failure_mid_export_leaves_the_previous_set(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         export(NeuronSpec(beta=0.5), out_dir=tmp_path)
     assert snapshot(tmp_path) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not list((tmp_path / ".lif_export" / "staging").iterdir())
 
 
 def test_rerun_replaces_the_set_cleanly(tmp_path):
     export(out_dir=tmp_path)
-    (tmp_path / "vectors" / "random_unit" / "stale.npy").write_bytes(b"old")
-    manifest = export(NeuronSpec(beta=0.5, reset="none"), out_dir=tmp_path).manifest
-    assert manifest["neuron"]["beta"] == 0.5
-    assert not (tmp_path / "vectors" / "random_unit" / "stale.npy").exists()
+    (tmp_path / "vectors" / "random_unit" / "mine.npy").write_bytes(b"the user's")
+    result = export(NeuronSpec(beta=0.5, reset="none"), out_dir=tmp_path)
+    assert result.manifest["neuron"]["beta"] == 0.5
+    # a file no export wrote is left where it was, and the export says so
+    assert (tmp_path / "vectors" / "random_unit" / "mine.npy").read_bytes() == b"the user's"
+    assert result.kept == ["kept vectors/random_unit/mine.npy: not written by lif-export"]
     assert verify_dir(tmp_path, progress=False).ok
+    export(out_dir=tmp_path, formats=["onnx"])  # the first set is discarded now: everything but the user's file
+    assert (tmp_path / "vectors" / "random_unit" / "mine.npy").read_bytes() == b"the user's"
+    assert len(list((tmp_path / ".lif_export" / "sets").iterdir())) == 2  # the current and the previous one
+    assert not (tmp_path / "lif_step.pt").exists()  # the torchscript links went with their set
 
 
 def test_manifest_validation_errors():
@@ -294,3 +307,20 @@ def test_backend_variants_load_frozen_and_optimized(exported):
                     TorchScriptNeuron(exported / "lif_neuron.pt")]:
         got = backend.run(x, {"v": v0})
         assert_bitwise_equal(got["v_trace"], want["v_trace"], backend.name)
+
+
+def test_torchscript_artifacts_are_byte_reproducible(tmp_path):
+    """Same parameters, same bytes, whatever the process's hash seed (which orders TorchScript's
+    constants) and random serialization id; and the rewritten archive still loads and runs."""
+    code = ("import sys; from lif_export.export import NeuronSpec, export; "
+            "export(NeuronSpec(beta=0.7), sys.argv[1], formats=['torchscript'])")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / seed)], env={**env, "PYTHONHASHSEED": seed},
+                             stderr=subprocess.PIPE, text=True) for seed in ("1", "2")]
+    assert all(run.wait(timeout=300) == 0 for run in runs), [run.stderr.read()[-2000:] for run in runs]
+    first, second = (load_manifest(tmp_path / seed)["artifacts"] for seed in ("1", "2"))
+    assert [a["sha256"] for a in first] == [a["sha256"] for a in second]
+    module, entry = load_torchscript(tmp_path / "1" / "lif_step.pt")
+    spike, v_next = module(torch.full((2, 3), 0.6), torch.full((2, 3), 0.6))
+    assert entry["name"] == "torchscript_step" and spike.tolist() == [[1.0] * 3] * 2  # 0.7 * 0.6 + 0.6 > 1
+    assert_bitwise_equal(v_next, torch.zeros(2, 3))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import InvalidTypeError, InvalidValueError
 from ..export.manifest import find_artifact, load_manifest
 from .ort_session import make_session
 
@@ -41,14 +42,14 @@ class OnnxStepStream:
         models_dir = Path(models_dir)
         entry = find_artifact(manifest if manifest is not None else load_manifest(models_dir), artifact)
         if entry["kind"] != "step" or entry["format"] != "onnx":
-            raise ValueError(
+            raise InvalidValueError(
                 f"artifact must be an ONNX step graph, got {artifact!r} ({entry['format']} {entry['kind']})"
             )
         shape = tuple(int(d) for d in shape)
         for tensor in entry["inputs"]:
             dims = tensor["shape"]
             if len(dims) != len(shape) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape, strict=True)):
-                raise ValueError(f"shape must fit {tensor['name']}'s {dims}, got {list(shape)}")
+                raise InvalidValueError(f"shape must fit {tensor['name']}'s {dims}, got {list(shape)}")
         self.session = make_session(models_dir / entry["file"], "all", threads)
         self._states = entry["state"]
         state_inputs = {s["input"] for s in self._states}
@@ -74,7 +75,7 @@ class OnnxStepStream:
                 binding.bind_ortvalue_output(s["output"], state_values[s["input"]][1 - parity])
             self._bindings.append(binding)
         if len(self.inputs) != 1 or len(self.outputs) != 1:
-            raise ValueError(f"a step graph with one input and one output besides its state is expected, got "
+            raise InvalidValueError(f"a step graph with one input and one output besides its state is expected, got "
                              f"inputs {list(self.inputs)} and outputs {list(self.outputs)}")
         # Hot-path references, looked up once.
         self._x = next(iter(self.inputs.values()))
@@ -86,7 +87,7 @@ class OnnxStepStream:
         """Set every state to the manifest's initial value, or to the arrays given by name."""
         unknown = sorted(set(states) - set(self._state_buffers))
         if unknown:
-            raise ValueError(f"state names must be among {sorted(self._state_buffers)}, got {unknown}")
+            raise InvalidValueError(f"state names must be among {sorted(self._state_buffers)}, got {unknown}")
         for name, value in states.items():
             self._check("state " + name, value)
         self._parity = 0
@@ -105,9 +106,9 @@ class OnnxStepStream:
         # No silent casts: a float64 or integer input would otherwise be rounded into the buffer.
         if not isinstance(value, np.ndarray) or value.dtype != self._x.dtype:
             kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
-            raise TypeError(f"{what} must be a numpy array of dtype {self._x.dtype} (the graph's), got {kind}")
+            raise InvalidTypeError(f"{what} must be a numpy array of dtype {self._x.dtype} (the graph's), got {kind}")
         if value.shape != self._x.shape:
-            raise ValueError(f"{what} must have shape {list(self._x.shape)}, got {list(value.shape)}")
+            raise InvalidValueError(f"{what} must have shape {list(self._x.shape)}, got {list(value.shape)}")
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """One time step. Returns the spike buffer (valid until the next step)."""

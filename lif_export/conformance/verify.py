@@ -1,7 +1,12 @@
 """``lif-export verify``: every artifact, fresh from disk, against eager PyTorch, bit for bit.
 
-1. Each artifact's sha256 is checked against the manifest; a changed file is
-   reported and never run.
+1. Before anything runs, every file the manifest names is checked (:func:`check_checksums`):
+   each artifact and companion file against its sha256, the manifest embedded in an ONNX or
+   TorchScript artifact against the artifact's entry, and every golden-vector file (``.pb`` and
+   ``.npy``) against its sha256, each ``.pb`` against its ``.npy`` (same bits) and both against
+   the manifest's name, dtype and shape. A file that fails is reported and never run. The files
+   are read from the set ``manifest.json`` resolves to, so an export committing meanwhile cannot
+   mix two sets.
 2. Every backend variation (see :mod:`lif_export.backends`) runs every input
    case of the catalogue (:mod:`lif_export.cases`); results are compared bit for
    bit with eager PyTorch: ``lif_sequence`` rebuilt from a neuron's manifest
@@ -15,6 +20,9 @@ supported opset) verified the same way.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import sys
 import tempfile
 import traceback
@@ -23,15 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 from tqdm import tqdm
 
 from ..backends import REGISTRY, Backend, Context, EagerSequence, Tensors
 from ..backends.torchscript import TorchScriptArtifact
-from ..cases import CASES, cases_for
+from ..cases import CASES, Signature, cases_for
+from ..cases import Case as InputCase
+from ..errors import InvalidValueError
 from ..export import manifest as manifest_mod
 from ..export import vectors
+from ..export.formats import c as c_format
 from ..export.formats import onnx as onnx_format
+from ..export.formats import torchscript as ts_format
 from ..export.spec import NeuronSpec
+from ..network import SpikingSequential
 from .compare import Comparison, compare
 
 
@@ -56,38 +70,163 @@ class VerifyReport:
         self.errors += other.errors
 
 
-def check_checksums(models_dir: Path, manifest: dict) -> tuple[list[str], frozenset[str]]:
-    """``(messages, names of unusable artifacts)``."""
-    failures, unusable = [], set()
+@dataclass(frozen=True)
+class FileCheck:
+    """What :func:`check_checksums` found: messages, and what must not run."""
+
+    failures: list[str]
+    unusable: frozenset[str]  # artifact names
+    bad_cases: frozenset[str]  # golden-vector case names
+
+
+def _detail(err: BaseException) -> str:
+    return traceback.format_exception_only(err)[-1].strip()
+
+
+def _check_file(models_dir: Path, rel: str, sha256: str) -> str | None:
+    path = models_dir / rel
+    if not path.is_file():
+        return f"{rel}: missing"
+    digest = manifest_mod.sha256_file(path)
+    if digest != sha256:
+        return (f"{rel}: sha256 {digest[:16]}... does not match the manifest's {sha256[:16]}... "
+                "(changed since export; not run)")
+    return None
+
+
+def _onnx_embedded(path: Path) -> dict:
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if manifest_mod.EMBEDDED_KEY not in props:
+        raise InvalidValueError(f"no {manifest_mod.EMBEDDED_KEY} in its metadata_props")
+    return json.loads(props[manifest_mod.EMBEDDED_KEY])
+
+
+#: format -> reader of the manifest entry embedded in an artifact (formats without one are not listed).
+EMBEDDED_READERS: dict[str, Callable[[Path], dict]] = {
+    "onnx": _onnx_embedded,
+    "torchscript": ts_format.embedded_entry,
+    "c": c_format.embedded_entry,
+}
+
+
+def _check_embedded(models_dir: Path, entry: dict) -> str | None:
+    """The entry embedded in the artifact equals manifest.json's (checksums and companions aside:
+    they are only known once the artifact is written)."""
+    reader = EMBEDDED_READERS.get(entry["format"])
+    if reader is None:
+        return None
+    try:
+        embedded = reader(models_dir / entry["file"])
+    except Exception as err:  # any parser error means the file is not what it claims to be
+        return f"{entry['file']}: not a readable {entry['format']} artifact ({_detail(err)}); not run"
+    if not isinstance(embedded, dict):
+        return f"{entry['file']}: its embedded manifest is not a JSON object; not run"
+    want = {k: v for k, v in entry.items() if k not in ("sha256", "companions")}
+    got = {k: v for k, v in embedded.items() if k not in ("sha256", "companions")}
+    difference = _first_difference(got, want)
+    if difference is not None:
+        return f"{entry['file']}: its embedded manifest differs from manifest.json at {difference}; not run"
+    return None
+
+
+def _first_difference(got: object, want: object, where: str = "") -> str | None:
+    """``"<path>: <got> vs <want>"`` at the first place two JSON values differ, ``None`` if equal."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        for key in sorted(set(got) | set(want), key=str):
+            found = _first_difference(got.get(key), want.get(key), f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return next((d for i, (g, w) in enumerate(zip(got, want, strict=True))
+                     if (d := _first_difference(g, w, f"{where}[{i}]")) is not None), None)
+    return None if got == want else f"{where}: {str(got)[:40]} vs {str(want)[:40]}"
+
+
+def _check_case(models_dir: Path, case: dict) -> list[str]:
+    """A golden-vector case: every file against its sha256, each tensor's ``.pb`` and ``.npy`` against
+    each other (same bits) and against the manifest's name, dtype and shape."""
+    folder = case["dir"]
+    if "files" not in case:
+        return [f"{folder}: manifest.json records no checksums of its files (an older lif-export wrote it); "
+                "export again"]
+    problems = [p for f in case["files"] if (p := _check_file(models_dir, f["file"], f["sha256"]))]
+    if problems:
+        return problems
+    listed = {f["file"] for f in case["files"]}
+    tensors = [(f"input_{i}", t) for i, t in enumerate(case["inputs"])]
+    tensors += [(f"output_{i}", t) for i, t in enumerate(case["outputs"])]
+    for stem, tensor in tensors:
+        pb, npy = f"{folder}/{stem}.pb", f"{folder}/{tensor['name']}.npy"
+        unlisted = [f for f in (pb, npy) if f not in listed]
+        if unlisted:
+            return [f"{unlisted[0]}: not among the case's files in manifest.json"]
+        try:
+            name, from_pb = vectors.load_tensor(models_dir / pb)
+        except Exception as err:  # a parser error means a malformed file
+            return [f"{pb}: not an ONNX TensorProto ({_detail(err)})"]
+        try:
+            from_npy = np.load(models_dir / npy, allow_pickle=False)
+        except Exception as err:  # likewise
+            return [f"{npy}: not a .npy array ({_detail(err)})"]
+        want = f"{tensor['name']} {tensor['dtype']}{list(tensor['shape'])}"
+        for file, got in ((pb, f"{name} {from_pb.dtype}{list(from_pb.shape)}"),
+                          (npy, f"{tensor['name']} {from_npy.dtype}{list(from_npy.shape)}")):
+            if got != want:
+                return [f"{file}: holds {got} where manifest.json says {want}"]
+        if from_pb.tobytes() != np.ascontiguousarray(from_npy).tobytes():
+            return [f"{pb} and {npy}: the same tensor with different bits"]
+    return []
+
+
+def check_checksums(models_dir: Path, manifest: dict) -> FileCheck:
+    """Check every file the manifest names before anything runs (see the module docstring)."""
+    failures, unusable, bad_cases = [], set(), set()
     for entry in manifest["artifacts"]:
-        path = models_dir / entry["file"]
-        if not path.is_file():
-            failures.append(f"{entry['file']}: missing")
-        elif (digest := manifest_mod.sha256_file(path)) != entry["sha256"]:
-            failures.append(
-                f"{entry['file']}: sha256 {digest[:16]}... does not match the manifest's "
-                f"{entry['sha256'][:16]}... (changed since export; not run)"
-            )
-        else:
-            continue
-        unusable.add(entry["name"])
-    return failures, frozenset(unusable)
+        problems = [p for f in (entry, *entry.get("companions", []))
+                    if (p := _check_file(models_dir, f["file"], f["sha256"]))]
+        if not problems and (mismatch := _check_embedded(models_dir, entry)):
+            problems.append(mismatch)
+        if problems:
+            failures += problems
+            unusable.add(entry["name"])
+    for case in manifest["vectors"]:
+        problems = _check_case(models_dir, case)
+        if problems:
+            failures += problems
+            bad_cases.add(case["case"])
+    return FileCheck(failures, frozenset(unusable), frozenset(bad_cases))
 
 
-def build_backends(ctx: Context, families: Iterable[str] | None = None) -> list[Backend]:
+def _check_families(families: Iterable[str] | None) -> list[str]:
+    """The selected backend families, all of them for ``None``; an unknown name is an error listing them."""
     selected = list(REGISTRY) if families is None else list(families)
     unknown = [f for f in selected if f not in REGISTRY]
     if unknown:
-        raise ValueError(f"backend must be one of {sorted(REGISTRY)}, got {unknown}")
-    return [backend for family in selected for backend in REGISTRY[family](ctx)]
+        raise InvalidValueError(f"backend must be one of {sorted(REGISTRY)}, got {unknown}")
+    return selected
+
+
+def build_backends(ctx: Context, families: Iterable[str] | None = None,
+                   errors: list[str] | None = None) -> list[Backend]:
+    """Every backend of the selected families; with ``errors``, a family that fails to load its
+    artifacts is recorded there (and skipped) instead of raising."""
+    backends = []
+    for family in _check_families(families):
+        try:
+            backends += list(REGISTRY[family](ctx))
+        except Exception as err:  # reported as a failure of that family
+            if errors is None:
+                raise
+            errors.append(f"{family}: cannot load its artifacts: {_detail(err)}")
+    return backends
 
 
 def _run(backend: Backend, case: str, x: np.ndarray, states: Tensors, expected: Tensors) -> Comparison:
     try:
         return compare(backend.name, case, expected, backend.run(x, states))
-    except Exception as err:  # noqa: BLE001 - a crashing backend is a reported failure
-        detail = traceback.format_exception_only(err)[-1].strip()
-        return Comparison(backend.name, case, x.shape[0], -1, -1, -1, float("inf"), f"error: {detail}")
+    except Exception as err:  # a crashing backend is a reported failure
+        return Comparison(backend.name, case, x.shape[0], -1, -1, -1, float("inf"), f"error: {_detail(err)}")
 
 
 #: ``(name, make() -> (x, initial states, expected outputs), backends)``
@@ -100,7 +239,11 @@ def reference_backend(ctx: Context, report: VerifyReport) -> Backend | None:
     if "neuron" in ctx.manifest:
         return EagerSequence(NeuronSpec.from_json(ctx.manifest["neuron"]))
     if ctx.usable("torchscript_sequence"):
-        return TorchScriptArtifact(ctx, "torchscript_sequence")
+        try:
+            return TorchScriptArtifact(ctx, "torchscript_sequence")
+        except Exception as err:  # a file that passed its checks but does not load
+            report.errors.append(f"torchscript_sequence cannot be loaded: {_detail(err)}")
+            return None
     report.errors.append("torchscript_sequence is missing or failed its checksum: the input cases have no reference")
     return None
 
@@ -113,26 +256,30 @@ def verify_dir(
     progress: bool = True,
 ) -> VerifyReport:
     """Verify one exported folder; see the module docstring."""
-    models_dir = Path(models_dir)
-    report = VerifyReport(models_dir)
+    report = VerifyReport(Path(models_dir))
+    models_dir = manifest_mod.pinned_folder(Path(models_dir))
     manifest = manifest_mod.load_manifest(models_dir)
-    report.checksum_failures, unusable = check_checksums(models_dir, manifest)
-    ctx = Context(models_dir, manifest, full, unusable)
     wanted = _check_case_names(cases, manifest)
+    families = _check_families(families)
+    files = check_checksums(models_dir, manifest)
+    report.checksum_failures = files.failures
+    ctx = Context(models_dir, manifest, full, files.unusable)
     signature = ctx.signature()
-    backends = build_backends(ctx, families)
+    backends = build_backends(ctx, families, report.errors)
     reference = reference_backend(ctx, report)
     plan: list[Case] = []
     if reference is not None:
         for case in cases_for(signature):
             if wanted is None or case.name in wanted:
-                plan.append((case.name, lambda c=case: _with_reference(reference, *c.build(signature, full)),
+                plan.append((case.name, functools.partial(_with_reference, reference, case, signature, full),
                              backends))
     for entry in manifest["vectors"]:
+        if entry["case"] in files.bad_cases:
+            continue
         if wanted is None or entry["case"] in wanted or f"golden:{entry['case']}" in wanted:
             golden_backends = [reference, *backends] if isinstance(reference, EagerSequence) else backends
-            plan.append((f"golden:{entry['case']}", lambda e=entry: _golden(models_dir, e), golden_backends))
-    _run_cases(report, plan, models_dir, progress)
+            plan.append((f"golden:{entry['case']}", functools.partial(_golden, models_dir, entry), golden_backends))
+    _run_cases(report, plan, report.models_dir, progress)
     return report
 
 
@@ -141,7 +288,9 @@ def _golden(models_dir: Path, entry: dict) -> tuple[np.ndarray, Tensors, Tensors
     return ins.pop("x"), ins, outs
 
 
-def _with_reference(reference: Backend, x: np.ndarray, states: Tensors) -> tuple[np.ndarray, Tensors, Tensors]:
+def _with_reference(reference: Backend, case: InputCase, signature: Signature,
+                    full: bool) -> tuple[np.ndarray, Tensors, Tensors]:
+    x, states = case.build(signature, full)
     return x, states, reference.run(x, states)
 
 
@@ -150,7 +299,12 @@ def _run_cases(report: VerifyReport, cases: list[Case], models_dir: Path, progre
     with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress, file=sys.stderr,
               leave=False) as bar:
         for name, make, backends in cases:
-            x, states, expected = make()
+            try:
+                x, states, expected = make()
+            except Exception as err:  # e.g. a reference that cannot run: reported, not raised
+                report.errors.append(f"{name}: cannot make its inputs and expected outputs: {_detail(err)}")
+                bar.update(len(backends))
+                continue
             for backend in backends:
                 report.comparisons.append(_run(backend, name, x, states, expected))
                 bar.update()
@@ -164,7 +318,7 @@ def _check_case_names(cases: Iterable[str] | None, manifest: dict) -> set[str] |
     known = set(CASES) | {v["case"] for v in manifest["vectors"]} | {f"golden:{v['case']}" for v in manifest["vectors"]}
     unknown = sorted(wanted - known)
     if unknown:
-        raise ValueError(f"case must be one of {sorted(known)}, got {unknown}")
+        raise InvalidValueError(f"case must be one of {sorted(known)}, got {unknown}")
     return wanted
 
 
@@ -173,7 +327,8 @@ def matrix_specs() -> list[NeuronSpec]:
     specs = []
     for dtype in ("float32", "float64"):
         for reset in ("zero", "subtract", "none"):
-            specs.append(NeuronSpec(threshold=1.0, beta=0.9, v_reset=-0.1, reset=reset, dtype=dtype))
+            specs.append(NeuronSpec(threshold=1.0, beta=0.9, v_reset=-0.1, reset=reset, dtype=dtype,
+                                    feature_shape=(8,)))  # a fixed size: the C format needs one
             specs.append(NeuronSpec(
                 threshold=[0.5 + 0.125 * i for i in range(8)],
                 beta=[i / 7 for i in range(8)],
@@ -182,7 +337,7 @@ def matrix_specs() -> list[NeuronSpec]:
     return specs
 
 
-def model_networks() -> dict[str, tuple[object, tuple[int, ...]]]:
+def model_networks() -> dict[str, tuple[SpikingSequential, tuple[int, ...]]]:
     """One small network per neuron model (and reset), for each model's own conformance cases,
     and a convolutional one: name -> (network, input feature shape)."""
     import torch
@@ -195,11 +350,10 @@ def model_networks() -> dict[str, tuple[object, tuple[int, ...]]]:
         LeakyIntegratorLayer,
         LIFLayer,
         RecurrentLIFLayer,
-        SpikingSequential,
         SynapticLIFLayer,
     )
 
-    def net(layer) -> tuple[SpikingSequential, tuple[int, ...]]:  # noqa: ANN001
+    def net(layer: nn.Module) -> tuple[SpikingSequential, tuple[int, ...]]:
         torch.manual_seed(0)
         return SpikingSequential(ExactLinear(6, 8), layer, ExactLinear(8, 3), LeakyIntegratorLayer(3)), (6,)
 
@@ -215,9 +369,22 @@ def model_networks() -> dict[str, tuple[object, tuple[int, ...]]]:
     return nets
 
 
-def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
-    """Export and verify every configuration of :func:`matrix_specs`, every opset, and a small
-    network per neuron model in both dtypes."""
+#: Formats in the matrix of fresh exports, besides ONNX and TorchScript: the C library always; OpenVINO and
+#: ExecuTorch (no delegate) for float32 neurons (OpenVINO has no float64, nor the float64 sums of the exact
+#: layers). AOTInductor compiles for minutes per model: its own tests cover it.
+MATRIX_FORMATS = ("onnx", "torchscript", "c", "pt2")
+MATRIX_FLOAT32_NEURON_FORMATS = ("executorch", "openvino")
+
+
+def _matrix_formats(dtype: str, neuron: bool) -> list[str]:
+    optional = MATRIX_FLOAT32_NEURON_FORMATS if neuron and dtype == "float32" else ()
+    installed = [f for f in optional if importlib.util.find_spec(f) is not None]
+    return [*MATRIX_FORMATS, *installed]
+
+
+def verify_matrix(progress: bool = True, report_line: Callable[[str], None] = print) -> VerifyReport:
+    """Export and verify every configuration of :func:`matrix_specs` (in every format of
+    :func:`_matrix_formats`), every opset, and a small network per neuron model in both dtypes."""
     from ..export import export, export_network
 
     newest = onnx_format.newest_runnable_opset()
@@ -225,15 +392,15 @@ def verify_matrix(progress: bool = True, report_line=print) -> VerifyReport:
     for spec in matrix_specs():
         per_neuron = "per-neuron" if isinstance(spec.beta, list) else "scalar"
         exports.append((f"{spec.dtype}/{spec.reset}/{per_neuron}/opset={onnx_format.DEFAULT_OPSET}",
-                        lambda tmp, spec=spec: export(spec, tmp)))
+                        functools.partial(export, spec, formats=_matrix_formats(spec.dtype, neuron=True))))
     for opset in range(onnx_format.MIN_OPSET, newest + 1):
         if opset != onnx_format.DEFAULT_OPSET:
             exports.append((f"float32/zero/scalar/opset={opset}",
-                            lambda tmp, o=opset: export(NeuronSpec(), tmp, opset=o)))
+                            functools.partial(export, NeuronSpec(), opset=opset, formats=["onnx"])))
     for name, (network, features) in model_networks().items():
         for dtype in ("float32", "float64"):
-            exports.append((f"network {name}/{dtype}",
-                            lambda tmp, n=network, f=features, d=dtype: export_network(n, f, tmp, dtype=d)))
+            exports.append((f"network {name}/{dtype}", functools.partial(
+                export_network, network, features, dtype=dtype, formats=_matrix_formats(dtype, neuron=False))))
     report = VerifyReport(Path("<matrix>"))
     for label, write in exports:
         with tempfile.TemporaryDirectory(prefix="lif-export-matrix-") as tmp:

@@ -144,7 +144,7 @@ def raster(net: SpikingSequential, image: torch.Tensor, label: int, steps: int, 
 
 
 def run_example(out_dir: Path, epochs: int, steps: int, figure: Path | None, seed: int = 0,
-                report=print, progress: bool = True) -> dict:  # noqa: ANN001
+                report=print, progress: bool = True) -> dict:
     """Train, export, verify, and compare predictions on the whole test set across backends.
 
     Returns a summary: accuracy, per-backend accuracy and agreement, verification result.

@@ -34,6 +34,7 @@ def export(
     dtype: str | None = None,
     report: Callable[[str], None] | None = None,
     formats: Iterable[str] = DEFAULT_FORMATS,
+    name: str | None = None,
 ) -> ExportResult:
     """Write the artifacts, manifest and golden vectors of a single LIF neuron.
 
@@ -45,6 +46,7 @@ def export(
         dtype: ``"float32"`` or ``"float64"``; overrides a module's own dtype.
         report: called with one progress line per file.
         formats: the formats to write (see :data:`lif_export.export.formats.FORMATS`).
+        name: the generated C library's name (``c`` format; default ``"lif"``).
 
     Returns:
         The folder and the manifest written.
@@ -55,7 +57,7 @@ def export(
         spec = neuron if dtype is None else NeuronSpec(**{**neuron.__dict__, "dtype": dtype})
     else:
         spec = spec_from_module(neuron, dtype)
-    return export_model(NeuronModel(spec), out_dir, formats, ExportOptions(opset=opset), report)
+    return export_model(NeuronModel(spec), out_dir, formats, ExportOptions(opset=opset, c_name=name), report)
 
 
 def export_network(
@@ -67,13 +69,15 @@ def export_network(
     report: Callable[[str], None] | None = None,
     extra_cases: ExtraCases | None = None,
     formats: Iterable[str] = DEFAULT_FORMATS,
+    name: str | None = None,
 ) -> ExportResult:
     """Export a copy of ``net`` (in eval mode and ``dtype``; ``net`` itself is left as it is) for
     inputs ``[batch, *feature_shape]``.
 
     ``extra_cases`` adds golden-vector cases of your own: name -> (description,
     ``x[time, batch, *feature_shape]``). Raises ``TypeError`` for a layer that cannot be exported
-    bit-identically (e.g. an ordinary ``nn.Linear``), before anything is written.
+    bit-identically (e.g. an ordinary ``nn.Linear``), before anything is written. ``name`` is the
+    generated C library's name (``c`` format; default ``"net"``).
     """
-    return export_model(NetworkModel(net, feature_shape, dtype), out_dir, formats, ExportOptions(opset=opset),
-                        report, extra_cases)
+    options = ExportOptions(opset=opset, c_name=name)
+    return export_model(NetworkModel(net, feature_shape, dtype), out_dir, formats, options, report, extra_cases)

@@ -9,13 +9,17 @@ the versions that wrote it. ``manifest.schema.json`` is the JSON Schema;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 import jsonschema
+
+from ..errors import InvalidValueError
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -24,8 +28,15 @@ MANIFEST_NAME = "manifest.json"
 EMBEDDED_KEY = "lif_export_manifest.json"
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidValueError):
     """A manifest that is missing, malformed, of an unknown version or out of date."""
+
+
+class FileEntry(TypedDict):
+    """A file of the set and its checksum; ``file`` is relative to the models folder."""
+
+    file: str
+    sha256: str
 
 
 class TensorEntry(TypedDict):
@@ -54,10 +65,14 @@ class ArtifactEntry(TypedDict):
     outputs: list[TensorEntry]
     state: list[StateEntry]
     sha256: NotRequired[str]
+    companions: NotRequired[list[FileEntry]]  # files written beside ``file`` (a header, weights)
     opset: NotRequired[int]
     neuron: NotRequired[dict[str, Any]]
     network: NotRequired[dict[str, Any]]
     extra_methods: NotRequired[dict[str, Any]]
+    dim_max: NotRequired[dict[str, int]]  # upper bound of each named dim (ExecuTorch)
+    runtime_config: NotRequired[dict[str, str]]  # properties a host compiles the artifact with (OpenVINO)
+    deviation: NotRequired[str]  # the first difference from eager PyTorch found at export
 
 
 class VectorCaseEntry(TypedDict):
@@ -69,6 +84,7 @@ class VectorCaseEntry(TypedDict):
     description: str
     inputs: list[TensorEntry]
     outputs: list[TensorEntry]
+    files: NotRequired[list[FileEntry]]  # every file of the case folder (.pb and .npy), with checksums
 
 
 def schema() -> dict:
@@ -110,6 +126,15 @@ def new_manifest(artifacts: list[ArtifactEntry], vectors: list[VectorCaseEntry],
     }
 
 
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    """The schema's validator, the schema itself checked once."""
+    manifest_schema = schema()
+    cls = jsonschema.validators.validator_for(manifest_schema)
+    cls.check_schema(manifest_schema)
+    return cls(manifest_schema)
+
+
 def validate(manifest: dict) -> None:
     """Raise :class:`ManifestError` naming the first problem."""
     version = manifest.get("manifest_version") if isinstance(manifest, dict) else None
@@ -117,11 +142,23 @@ def validate(manifest: dict) -> None:
         raise ManifestError(
             f"manifest_version must be {MANIFEST_VERSION} (this lif_export reads only that), got {version!r}"
         )
-    try:
-        jsonschema.validate(manifest, schema())
-    except jsonschema.ValidationError as err:
+    err = jsonschema.exceptions.best_match(_validator().iter_errors(manifest))
+    if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ManifestError(f"manifest is invalid at {where}: {err.message}") from None
+        described = err.validator == "pattern" and "description" in err.schema
+        message = f"{err.instance!r} is not {err.schema['description']}" if described else err.message
+        raise ManifestError(f"manifest is invalid at {where}: {message}")
+
+
+def pinned_folder(models_dir: Path) -> Path:
+    """The folder holding the set that ``models_dir/manifest.json`` belongs to, resolved once.
+
+    An export folder's public paths are links through one pointer that an export switches
+    (``lif_export.export.commit``); reading every file of this folder instead gives one consistent
+    set even if an export commits meanwhile. A folder of plain files is its own set.
+    """
+    path = Path(models_dir) / MANIFEST_NAME
+    return Path(os.path.realpath(path)).parent if path.is_symlink() else Path(models_dir)
 
 
 def load_manifest(models_dir: Path) -> dict:
@@ -134,6 +171,18 @@ def load_manifest(models_dir: Path) -> dict:
         raise ManifestError(f"{path} is not valid JSON: {err}") from None
     validate(manifest)
     return manifest
+
+
+def checked_files(manifest: dict) -> dict[str, str]:
+    """Every file the manifest vouches for, ``{path relative to the models folder: sha256}``: each
+    artifact, its companions and every golden-vector file (``manifest.json`` itself not included)."""
+    files = {}
+    for entry in manifest["artifacts"]:
+        files[entry["file"]] = entry["sha256"]
+        files.update((c["file"], c["sha256"]) for c in entry.get("companions", []))
+    for case in manifest["vectors"]:
+        files.update((f["file"], f["sha256"]) for f in case.get("files", []))
+    return files
 
 
 def find_artifact(manifest: dict, name: str) -> ArtifactEntry:

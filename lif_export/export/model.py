@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from ..cases import Signature
-from .manifest import StateEntry
+from ..errors import InvalidTypeError, InvalidValueError
 from ..network import SpikingSequential, StatefulNetwork
 from ..network.protocol import StatefulLayer, Stateless
+from .manifest import StateEntry
 from .spec import DTYPES, DYNAMIC_FEATURES, NeuronSpec
 
 Dim = int | str
@@ -170,12 +171,13 @@ class NetworkModel(ExportModel):
 
     def __init__(self, net: SpikingSequential, feature_shape: tuple[int, ...], dtype: str = "float32") -> None:
         if not isinstance(net, SpikingSequential):
-            raise TypeError(f"net must be a SpikingSequential, got {type(net).__name__}")
+            raise InvalidTypeError(f"net must be a SpikingSequential, got {type(net).__name__}")
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+            raise InvalidValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         features = tuple(feature_shape)
         if not features or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in features):
-            raise ValueError(f"feature_shape must be positive integers (the network's input shape), got {features!r}")
+            raise InvalidValueError(
+                f"feature_shape must be positive integers (the network's input shape), got {features!r}")
         self.dtype = dtype
         self.net = copy.deepcopy(net).to(self.torch_dtype).eval()
         try:
@@ -183,7 +185,7 @@ class NetworkModel(ExportModel):
                 probe, _ = self.net.step(torch.zeros(1, *features, dtype=self.torch_dtype),
                                          self.net.initial_state(1, self.torch_dtype))
         except RuntimeError as err:
-            raise ValueError(f"feature_shape {features} does not fit the network: {err}") from None
+            raise InvalidValueError(f"feature_shape {features} does not fit the network: {err}") from None
         self.x_dims = ["batch", *features]
         self.out_dims = ["batch", *probe.shape[1:]]
         self.states = [StateTensor(n, f"{n}_next", f"{n}_trace", ["batch", *self._layer_shape(n)])

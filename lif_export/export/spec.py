@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from .. import validation
+from ..errors import InvalidTypeError, InvalidValueError
 from ..functional import broadcasts_to, lif_sequence
+from ..io import load_torch_file
 from ..modules import MIN_LEARNED_THRESHOLD, LIFCell, LIFNeuron, LIFSequence
 
 #: Export dtypes: name -> (torch dtype, numpy dtype).
@@ -54,7 +56,7 @@ class NeuronSpec:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+            raise InvalidValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         validation.check_reset(self.reset)
         tensors = self.parameter_tensors()
         validation.check_beta(tensors["beta"])
@@ -64,12 +66,16 @@ class NeuronSpec:
         shape = tuple(self.feature_shape)
         object.__setattr__(self, "feature_shape", shape)
         if not shape:
-            raise ValueError("feature_shape must have at least one dimension, got ()")
+            raise InvalidValueError("feature_shape must have at least one dimension, got ()")
         for dim in shape:
             if not (dim == DYNAMIC_FEATURES or (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0)):
-                raise ValueError(
+                raise InvalidValueError(
                     f"feature_shape entries must be positive integers or {DYNAMIC_FEATURES!r}, got {shape!r}"
                 )
+        empty = [k for k, t in tensors.items() if t.numel() == 0]
+        if empty:
+            raise InvalidValueError(f"per-neuron {empty[0]} has no values (shape {tuple(tensors[empty[0]].shape)}): "
+                                    "give at least one value per neuron")
         per_neuron = [k for k, t in tensors.items() if t.dim() > 0]
         if per_neuron:
             if DYNAMIC_FEATURES in shape:
@@ -77,8 +83,8 @@ class NeuronSpec:
                 object.__setattr__(self, "feature_shape", tuple(int(d) for d in inferred))
                 shape = self.feature_shape
             for k in per_neuron:
-                if not broadcasts_to(list(tensors[k].shape), list(shape)):
-                    raise ValueError(
+                if not broadcasts_to(list(tensors[k].shape), [int(d) for d in shape]):
+                    raise InvalidValueError(
                         f"per-neuron {k} of shape {tuple(tensors[k].shape)} does not broadcast to "
                         f"feature_shape {shape}"
                     )
@@ -137,7 +143,7 @@ class NeuronSpec:
 
     def concrete_shape(self, batch: int, neurons: int = 8) -> tuple[int, ...]:
         """A concrete ``[batch, *features]`` shape, dynamic dims replaced by ``neurons``."""
-        return (batch, *(neurons if d == DYNAMIC_FEATURES else d for d in self.feature_shape))
+        return (batch, *(d if isinstance(d, int) else neurons for d in self.feature_shape))
 
     def to_json(self) -> dict:
         return {
@@ -153,7 +159,7 @@ class NeuronSpec:
     @classmethod
     def from_json(cls, data: Mapping) -> NeuronSpec:
         if data.get("model", "lif") != "lif":
-            raise ValueError(f"neuron model must be 'lif', got {data.get('model')!r}")
+            raise InvalidValueError(f"neuron model must be 'lif', got {data.get('model')!r}")
         return cls(
             threshold=data["threshold"],
             beta=data["beta"],
@@ -181,19 +187,19 @@ def spec_from_module(module: nn.Module, dtype: str | None = None) -> NeuronSpec:
     known = (LIFNeuron, LIFCell, LIFSequence)
     if not isinstance(module, known) and original not in {k.__name__ for k in known}:
         stateful = [n for n, b in module.named_buffers()] if isinstance(module, nn.Module) else []
-        raise TypeError(
+        raise InvalidTypeError(
             f"cannot export {type(module).__name__}: only LIFNeuron, LIFCell and LIFSequence have "
             "state the exporter can lift into explicit graph inputs/outputs"
             + (f" (its buffers {stateful} would be baked in, giving a graph with no memory)" if stateful else "")
         )
-    beta, threshold, v_reset = module.neuron_parameters()
+    beta, threshold, v_reset = module.neuron_parameters()  # type: ignore[operator]
     if dtype is None:
         dtype = {v[0]: k for k, v in DTYPES.items()}.get(beta.dtype)
         if dtype is None:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}; the module's parameters are {beta.dtype}")
+            raise InvalidValueError(f"dtype must be one of {list(DTYPES)}; the module's parameters are {beta.dtype}")
     return NeuronSpec(
         threshold=_plain(threshold), beta=_plain(beta), v_reset=_plain(v_reset),
-        reset=module.reset, dtype=dtype,
+        reset=str(module.reset), dtype=dtype,
         feature_shape=(DYNAMIC_FEATURES,),
     )
 
@@ -203,29 +209,50 @@ def spec_from_state_dict(
     prefix: str = "",
     reset: str = "zero",
     dtype: str = "float32",
+    clamp_learned: bool = False,
 ) -> NeuronSpec:
     """Build a spec from a saved ``state_dict`` of a LIF module (per-neuron values kept).
 
-    ``prefix`` selects a submodule (``"lif."`` for ``model.lif``). Reset
-    mechanism and dtype are not stored in a ``state_dict`` and are given here.
+    ``prefix`` selects a submodule (``"lif."`` for ``model.lif``). Reset mechanism and dtype are not
+    stored in a ``state_dict`` and are given here. Values outside the valid ranges
+    (``docs/semantics.md``) are refused like everywhere else, unless ``clamp_learned``: then beta
+    and threshold are taken as learned parameters and exported as forward uses them (beta clamped
+    to ``[0, 1]``, threshold to ``>= 1e-6``), e.g. a learned beta that drifted to 1.3 exports as 1.0.
     """
-    state = torch.load(path_or_dict, map_location="cpu", weights_only=True) if isinstance(
-        path_or_dict, (str, Path)) else path_or_dict
+    if isinstance(path_or_dict, (str, Path)):
+        state = load_torch_file(Path(path_or_dict), "--state-dict")
+    else:
+        state = path_or_dict
+    if not isinstance(state, Mapping):
+        raise InvalidTypeError(f"--state-dict must hold a state_dict (a dict of tensors), got {type(state).__name__}")
     missing = [k for k in ("beta", "threshold", "v_reset") if prefix + k not in state]
     if missing:
-        found = sorted(k for k in state if k.startswith(prefix))[:10]
-        raise KeyError(
+        found = sorted(str(k) for k in state if str(k).startswith(prefix))[:10]
+        raise InvalidValueError(
             f"state_dict has no {[prefix + k for k in missing]} (keys with prefix {prefix!r}: {found}); "
             "pass --prefix to select the LIF submodule"
         )
-    values = {k: state[prefix + k] for k in ("beta", "threshold", "v_reset")}
-    # Learned parameters are clamped in forward; export what forward uses.
-    values["beta"] = values["beta"].clamp(0.0, 1.0)
-    values["threshold"] = values["threshold"].clamp(min=MIN_LEARNED_THRESHOLD)
-    return NeuronSpec(
-        threshold=_plain(values["threshold"]), beta=_plain(values["beta"]), v_reset=_plain(values["v_reset"]),
-        reset=reset, dtype=dtype, feature_shape=(DYNAMIC_FEATURES,),
-    )
+    values = {}
+    for name in ("beta", "threshold", "v_reset"):
+        value = state[prefix + name]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            kind = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise InvalidTypeError(f"{prefix + name} in the state_dict must be a floating-point tensor, got {kind}")
+        values[name] = value.detach()
+    if clamp_learned:
+        values["beta"] = values["beta"].clamp(0.0, 1.0)
+        values["threshold"] = values["threshold"].clamp(min=MIN_LEARNED_THRESHOLD)
+    try:
+        return NeuronSpec(threshold=_plain(values["threshold"]), beta=_plain(values["beta"]),
+                          v_reset=_plain(values["v_reset"]), reset=reset, dtype=dtype,
+                          feature_shape=(DYNAMIC_FEATURES,))
+    except InvalidValueError as err:
+        if clamp_learned or not str(err).startswith(("beta must", "threshold must")):
+            raise
+        raise InvalidValueError(
+            f"{err} in the state_dict; if these are learned parameters that drifted out of range in training, "
+            f"pass --clamp-learned (clamp_learned=True) to export what forward uses (beta clamped to [0, 1], "
+            f"threshold to >= {MIN_LEARNED_THRESHOLD:g})") from None
 
 
 def parse_feature_shape(text: str | Sequence) -> tuple[int | str, ...]:
@@ -241,7 +268,7 @@ def parse_feature_shape(text: str | Sequence) -> tuple[int | str, ...]:
         try:
             dims.append(int(part))
         except ValueError:
-            raise ValueError(
+            raise InvalidValueError(
                 f"feature shape must be comma-separated positive integers or {DYNAMIC_FEATURES!r}, got {text!r}"
             ) from None
     return tuple(dims)

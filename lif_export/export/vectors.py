@@ -62,13 +62,15 @@ def save_tensor(folder: Path, stem: str, name: str, array: np.ndarray) -> None:
 def read_case(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(inputs, outputs)`` of a case folder, by tensor name, from its ``input_*.pb``/``output_*.pb`` files."""
 
-    def load(path: Path) -> tuple[str, np.ndarray]:
-        proto = TensorProto()
-        proto.ParseFromString(path.read_bytes())
-        return proto.name, numpy_helper.to_array(proto).copy()  # writable, for torch.from_numpy
-
     def numbered(prefix: str) -> dict[str, np.ndarray]:
         files = sorted(folder.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
-        return dict(load(p) for p in files)
+        return dict(load_tensor(p) for p in files)
 
     return numbered("input"), numbered("output")
+
+
+def load_tensor(path: Path) -> tuple[str, np.ndarray]:
+    """``(name, array)`` of one ``.pb`` file (an ONNX TensorProto); the array is writable."""
+    proto = TensorProto()
+    proto.ParseFromString(path.read_bytes())
+    return proto.name, numpy_helper.to_array(proto).copy()  # writable, for torch.from_numpy

@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from .. import validation
+from ..errors import InvalidValueError
 from ..functional import fire_and_reset, integrate
 from .protocol import SpikingLayer
 
@@ -46,7 +47,7 @@ class AdaptiveLIFLayer(SpikingLayer):
                  rho: validation.ParamLike = 0.95, b: validation.ParamLike = 0.2, learn_beta: bool = False,
                  learn_threshold: bool = False, dtype: torch.dtype | None = None, **surrogate: object) -> None:
         if reset == "none":
-            raise ValueError("reset must be 'zero' or 'subtract' for the adaptive LIF, got 'none'")
+            raise InvalidValueError("reset must be 'zero' or 'subtract' for the adaptive LIF, got 'none'")
         super().__init__(size, ["v", "a"], beta, threshold, v_reset, reset, learn_beta, learn_threshold, dtype,
                          surrogate)
         self._param("rho", rho)

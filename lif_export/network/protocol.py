@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import validation
+from ..errors import InvalidTypeError, InvalidValueError
 from ..functional import clamp_learned
 from ..parameters import check_loaded, register_lif_parameters, register_parameter, surrogate_options
 from ..surrogate import surrogate_term
@@ -39,7 +40,7 @@ class StatefulLayer(nn.Module):
         dims = (size,) if isinstance(size, int) and not isinstance(size, bool) else size
         if not isinstance(dims, (tuple, list)) or not dims or not all(
                 isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
-            raise ValueError(f"size must be a positive integer or a tuple of them, got {size!r}")
+            raise InvalidValueError(f"size must be a positive integer or a tuple of them, got {size!r}")
         self.shape: list[int] = list(dims)
         self.size: int = int(math.prod(dims))
         self.state_names: list[str] = list(state_names)
@@ -53,7 +54,7 @@ class StatefulLayer(nn.Module):
     def initial_state(self, batch: int, dtype: torch.dtype) -> list[Tensor]:
         return [torch.zeros([batch] + self.shape, dtype=dtype) for _ in self.state_names]
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         check_loaded(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -86,7 +87,7 @@ class SpikingLayer(StatefulLayer):
         super().__init__(size, state_names, dtype)
         surrogate = surrogate_options(options)
         if options:
-            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(options)}")
+            raise InvalidTypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(options)}")
         register_lif_parameters(self, beta, threshold, v_reset, reset, learn_beta, learn_threshold,
                                 surrogate["surrogate"], surrogate["surrogate_slope"], dtype, self.shape)
 

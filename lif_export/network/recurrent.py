@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from .. import validation
+from ..errors import InvalidValueError
 from ..functional import fire_and_reset, integrate
 from .exact import ExactLinear
 from .protocol import SpikingLayer
@@ -34,7 +35,7 @@ class RecurrentLIFLayer(SpikingLayer):
                  v_reset: validation.ParamLike = 0.0, reset: str = "zero", learn_beta: bool = False,
                  learn_threshold: bool = False, dtype: torch.dtype | None = None, **surrogate: object) -> None:
         if isinstance(size, bool) or not isinstance(size, int):
-            raise ValueError(f"size must be a positive integer for the recurrent LIF (all-to-all), got {size!r}")
+            raise InvalidValueError(f"size must be a positive integer for the recurrent LIF (all-to-all), got {size!r}")
         super().__init__(size, ["v", "s"], beta, threshold, v_reset, reset, learn_beta, learn_threshold, dtype,
                          surrogate)
         self.recurrent = ExactLinear(size, size, bias=False)

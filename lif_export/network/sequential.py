@@ -15,6 +15,8 @@ concatenation of its stateful layers' states. Every method compiles with
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidTypeError, InvalidValueError
+from .exact import mark_spike_inputs
 from .protocol import StatefulLayer, Stateless
 
 
@@ -36,13 +38,14 @@ class SpikingSequential(nn.Module):
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__()
         if not layers:
-            raise ValueError("SpikingSequential needs at least one layer")
+            raise InvalidValueError("SpikingSequential needs at least one layer")
         wrapped = []
         for i, layer in enumerate(layers):
             if not isinstance(layer, nn.Module):
-                raise TypeError(f"layer {i} must be an nn.Module, got {type(layer).__name__}")
+                raise InvalidTypeError(f"layer {i} must be an nn.Module, got {type(layer).__name__}")
             wrapped.append(layer if isinstance(layer, (StatefulLayer, Stateless)) else Stateless(layer))
         self.layers = nn.ModuleList(wrapped)
+        mark_spike_inputs(wrapped)  # exact layers after a spiking layer skip quantizing their 0/1 input
         self.state_names = [
             f"state.{i}.{name}" for i, layer in enumerate(wrapped) for name in layer.state_names
         ]

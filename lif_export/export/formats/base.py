@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any, NotRequired, TypedDict
 
 from ..manifest import EMBEDDED_KEY, ArtifactEntry, StateEntry, TensorEntry
@@ -28,6 +27,7 @@ class ExportOptions:
     """Options of the formats (each reads those it needs)."""
 
     opset: int = DEFAULT_OPSET
+    c_name: str | None = None  # the C library's name (c format); None: "lif" for a neuron, "net" for a network
 
 
 @dataclass
