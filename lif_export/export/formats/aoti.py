@@ -1,0 +1,145 @@
+"""The AOTInductor format (``aoti``): the step's ExportedProgram (:mod:`.pt2`) compiled ahead of time
+into a ``.pt2`` package of native code, run by ``torch._inductor.aoti_load_package`` in Python and
+``torch::inductor::AOTIModelPackageLoader`` in C++ (``cpp/aoti_runner.cpp``).
+
+    Step:  run(x[batch, *F], *states) -> [output, *next states]
+
+Inductor generates C++ and compiles it with the host's compiler, so the arithmetic is what the
+compiler makes of it. :data:`INDUCTOR_CONFIGS` pins the settings that decide it, whatever the
+environment says; above all ``-ffp-contract=off``: with contraction, ``beta * v + x`` becomes one
+fused multiply-add, which ``docs/semantics.md`` forbids (a test compiles the step with contraction
+and shows that ``verify`` catches it). Inductor also always passes ``-fno-signed-zeros`` (no setting
+turns it off); none of the step's operations is one GCC may then change (no add of a constant
+zero), and ``verify``'s signed-zero cases check it. :data:`DECOMPOSITIONS` rewrites the one
+operation whose compiled form returns other bits (``clamp`` of a NaN, in the exact linear layers).
+A package is native code for this machine's CPU (its vector ISA, e.g. AVX-512) and torch version.
+
+Compiling takes tens of seconds, so packages are cached in ``~/.cache/lif_export/aoti/`` (or under
+``$XDG_CACHE_HOME``), keyed by the sha256 of the serialized step program, the rewrites, the
+settings with the embedded manifest entry, the torch version, the vector ISA and the compiler.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.export import ExportedProgram
+
+from ..manifest import EMBEDDED_KEY, ArtifactEntry
+from ..model import ExportModel
+from . import pt2
+from .base import Artifact, ExportOptions, embedded_manifest, model_io
+
+#: Inductor settings every package is compiled with (``torch._inductor.config`` names).
+INDUCTOR_CONFIGS: dict[str, object] = {
+    # -ffp-contract=off: beta*v + x stays a multiply and an add (no fused multiply-add).
+    "cpp.enable_floating_point_contract_flag": "off",
+    # -fno-unsafe-math-optimizations: no reassociation, no reciprocal for a division.
+    "cpp.enable_unsafe_math_opt_flag": False,
+    # Kernels run on the calling thread: no OpenMP region per kernel (a step is small), and the
+    # package does not depend on the compiling process's thread count.
+    "cpp.threads": 1,
+}
+
+aten = torch.ops.aten
+
+#: Key of the settings in a package's metadata (beside the manifest entry, :data:`EMBEDDED_KEY`).
+CONFIGS_KEY = "lif_export_inductor_configs.json"
+
+
+def _clamp_keeping_nan(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+    """``clamp`` that returns a NaN input itself, payload and sign included, as eager ``clamp`` does.
+
+    Inductor lowers ``clamp`` to its vectorized ``maximum``/``minimum``, which return an all-ones
+    NaN (``0xffff...``) for any NaN; the select puts the input's own NaN back.
+    """
+    clamped = x if min is None else aten.clamp_min.default(x, min)
+    clamped = clamped if max is None else aten.clamp_max.default(clamped, max)
+    return aten.where.self(aten.isnan.default(x), x, clamped)
+
+
+#: Rewrites applied to the ExportedProgram before it is compiled: same results in eager PyTorch,
+#: and the same bits once compiled.
+DECOMPOSITIONS = {aten.clamp.default: _clamp_keeping_nan}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lif_export" / "aoti"
+
+
+@functools.cache
+def toolchain() -> str:
+    """What else decides the generated code: torch, the CPU's vector ISA, the C++ compiler.
+    Raises ``RuntimeError`` when there is no C++ compiler."""
+    from torch._inductor import cpp_builder, cpu_vec_isa
+
+    try:
+        compiler = cpp_builder.get_cpp_compiler()
+    except Exception as err:  # inductor's own error type for a missing compiler
+        raise RuntimeError(f"the aoti format compiles C++ and found no compiler ({err}): install g++ "
+                           "(scripts/install_system_deps.sh) or name one in $CXX") from None
+    return (f"torch {torch.__version__}; isa {cpu_vec_isa.pick_vec_isa()}; "
+            f"{cpp_builder.get_compiler_version_info(compiler)}")
+
+
+def package_key(program: ExportedProgram, configs: dict) -> str:
+    """sha256 of everything that goes into a package: the program, the rewrites, the settings
+    (metadata included) and the toolchain."""
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    digest = hashlib.sha256(buffer.getvalue())
+    digest.update("".join(inspect.getsource(rewrite) for rewrite in DECOMPOSITIONS.values()).encode())
+    digest.update(json.dumps(configs, sort_keys=True).encode())
+    digest.update(toolchain().encode())
+    return digest.hexdigest()
+
+
+def compile_package(program: ExportedProgram, metadata: dict[str, str]) -> Path:
+    """The package of ``program`` (rewritten by :data:`DECOMPOSITIONS`) compiled with
+    :data:`INDUCTOR_CONFIGS` and ``metadata``: from the cache, or compiled now (tens of seconds)
+    and cached."""
+    configs = {**INDUCTOR_CONFIGS,
+               "aot_inductor.metadata": {**metadata, CONFIGS_KEY: json.dumps(INDUCTOR_CONFIGS, sort_keys=True)}}
+    cached = cache_dir() / f"{package_key(program, configs)}.pt2"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cached.parent, prefix=".compiling-") as tmp:
+            built = Path(tmp) / "package.pt2"
+            torch._inductor.aoti_compile_and_package(program.run_decompositions(DECOMPOSITIONS),
+                                                     package_path=str(built), inductor_configs=configs)
+            os.replace(built, cached)  # atomic: a concurrent compile of the same key writes the same package
+    return cached
+
+
+def _writer(program: ExportedProgram, entry: ArtifactEntry) -> Callable[[Path], None]:
+    def write(folder: Path) -> None:
+        shutil.copyfile(compile_package(program, {EMBEDDED_KEY: embedded_manifest(entry)}), folder / entry["file"])
+
+    return write
+
+
+def artifacts(model: ExportModel, options: ExportOptions) -> list[Artifact]:
+    """``<prefix>_step_aoti.pt2``; the step is traced here, compiled (or found in the cache) when written."""
+    toolchain()  # no compiler: refuse before anything is written
+    entry: ArtifactEntry = {"name": "aoti_step", "file": f"{model.prefix}_step_aoti.pt2", "format": "aoti",
+                            "kind": "step", "method": "run", "calling_convention": "flat", **model_io(model, False)}
+    return [Artifact(entry, _writer(pt2.export_program(model, "step"), entry))]
+
+
+def load(path: Path, single_threaded: bool = False) -> tuple[Callable, dict, dict]:
+    """``(callable (x, *states) -> [output, *next states], embedded manifest entry, inductor settings)``."""
+    runner = torch._inductor.aoti_load_package(str(path), run_single_threaded=single_threaded)
+    metadata = runner.get_metadata()
+    return runner, json.loads(metadata.get(EMBEDDED_KEY, "{}")), json.loads(metadata.get(CONFIGS_KEY, "{}"))
