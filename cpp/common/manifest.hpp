@@ -202,7 +202,7 @@ inline Artifact parse_artifact(const Field& f) {
   a.format = f["format"].str();
   a.kind = f["kind"].one_of({"step", "sequence", "stateful_neuron", "stateful_network"});
   a.method = f["method"].str();
-  if (f.has("calling_convention")) a.calling_convention = f["calling_convention"].one_of({"flat", "state_list"});
+  if (f.has("calling_convention")) a.calling_convention = f["calling_convention"].one_of({"flat", "state_list", "stateful"});
   a.inputs = parse_tensors(f["inputs"], false);
   a.outputs = parse_tensors(f["outputs"], false);
   std::set<std::string> state_inputs, state_outputs;
