@@ -10,9 +10,11 @@ Neuron models (one file each, all under the state protocol of :mod:`.protocol`):
 
 :class:`ExactLinear` and :class:`ExactConv2d` are the bit-identical linear and convolution
 layers; :class:`SpikingSequential` composes them with ``Flatten``, ``MaxPool2d`` and ``Dropout`` (eval).
+:func:`to_exact` turns ordinary ``Linear`` and ``Conv2d`` layers into them, reporting the rounding.
 """
 
 from .adaptive import AdaptiveLIFLayer
+from .convert import to_exact
 from .exact import ExactConv2d, ExactLinear
 from .leaky import LeakyIntegratorLayer
 from .lif import LIFLayer
@@ -33,4 +35,5 @@ __all__ = [
     "StatefulNetwork",
     "Stateless",
     "SynapticLIFLayer",
+    "to_exact",
 ]
