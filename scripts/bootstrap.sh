@@ -42,6 +42,10 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     # The torch just installed is a constraint: no extra may replace it with another build.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$EXTRAS]" \
         "$TORCH_SPEC"
+    # Norse declares torchvision, whose newest release pins another torch; it imports without it.
+    case ",$EXTRAS," in *,all,*|*,convert,*)
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "norse>=1.1" ;;
+    esac
     echo "$WANT" > "$STAMP"
 fi
 

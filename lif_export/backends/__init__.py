@@ -5,7 +5,7 @@ Adding a runtime is one new module here that decorates its factory with ``@regis
 plus its import below.
 """
 
-from . import eager, fast, numpy_reference, onnxruntime, torchscript  # noqa: F401  (registration)
+from . import aoti, c, eager, executorch, fast, numpy_reference, onnxruntime, openvino, pt2, torchscript  # noqa: F401
 from .base import REGISTRY, Backend, Context, Tensors
 from .eager import EagerSequence
 

@@ -7,13 +7,19 @@ Adding a format is one new module here and one line in :data:`FORMATS`.
 
 from collections.abc import Callable
 
-from . import onnx, torchscript
+from . import aoti, c, executorch, nir, onnx, openvino, pt2, torchscript
 from .base import DEFAULT_OPSET, Artifact, ExportOptions
 
 #: Format name -> ``artifacts(model, options) -> list[Artifact]``, in the order the files are written.
 FORMATS: dict[str, Callable[..., list[Artifact]]] = {
     "onnx": onnx.artifacts,
     "torchscript": torchscript.artifacts,
+    "pt2": pt2.artifacts,
+    "aoti": aoti.artifacts,
+    "c": c.artifacts,
+    "nir": nir.artifacts,
+    "executorch": executorch.artifacts,
+    "openvino": openvino.artifacts,
 }
 
 __all__ = ["DEFAULT_OPSET", "FORMATS", "Artifact", "ExportOptions"]

@@ -25,6 +25,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from ...errors import InvalidTypeError, InvalidValueError
 from ...modules import LIFCell
 from ...network import (
     AdaptiveLIFLayer,
@@ -90,8 +91,26 @@ def lif_parameters(g: Graph, layer: Any, dtype: str, hint: str) -> tuple[str, st
 @emitter(LIFCell, LIFLayer)
 def emit_lif_layer(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                    hint: str) -> tuple[str, list[str]]:
+    """The LIF step, with ``LIFLayer``'s reset timings exactly as ``LIFLayer.step`` computes them."""
     beta, threshold, v_reset = lif_parameters(g, layer, dtype, hint)
-    spike, v_next = emit_lif(g, x, states[0], beta, threshold, v_reset, layer.reset, ONNX_DTYPES[dtype], hint)
+    elem, v = ONNX_DTYPES[dtype], states[0]
+    timing = getattr(layer, "reset_timing", "same_step")
+    if timing == "same_step":
+        spike, v_next = emit_lif(g, x, v, beta, threshold, v_reset, layer.reset, elem, hint)
+        return spike, [v_next]
+    pending = g.op1("Greater", [v, threshold], f"{hint}pending")
+    pending_f = g.op1("Cast", [pending], f"{hint}pending_f", to=elem)
+    if layer.reset == "zero":
+        assert v_reset is not None
+        u = emit_integrate(g, x, g.op1("Where", [pending, v_reset, v], f"{hint}v_held"), beta, hint)
+    else:
+        u = emit_integrate(g, x, v, beta, hint)
+        if layer.reset == "subtract":
+            u = g.op1("Sub", [u, g.op1("Mul", [pending_f, threshold], f"{hint}late_drop")], f"{hint}u_late")
+    spike, v_next, _ = emit_fire_and_reset(g, u, threshold, None, "none", elem, hint)
+    if timing == "same_step_retest":
+        net_reset = g.op1("Sub", [spike, pending_f], f"{hint}net_reset")
+        v_next = g.op1("Sub", [u, g.op1("Mul", [net_reset, threshold], f"{hint}drop")], f"{hint}v_next")
     return spike, [v_next]
 
 
@@ -202,7 +221,7 @@ def _pair(value: int | tuple[int, ...]) -> list[int]:
 @emitter(nn.Flatten)
 def emit_flatten(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
     if layer.start_dim != 1 or layer.end_dim != -1:
-        raise TypeError(f"cannot export Flatten(start_dim={layer.start_dim}, end_dim={layer.end_dim}): "
+        raise InvalidTypeError(f"cannot export Flatten(start_dim={layer.start_dim}, end_dim={layer.end_dim}): "
                         "only Flatten(start_dim=1) (everything after the batch dim)")
     return g.op1("Flatten", [x], f"{hint}flat", axis=1), []
 
@@ -217,7 +236,7 @@ def emit_identity(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
 def emit_maxpool(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
     if (_pair(layer.padding) != [0, 0] or _pair(layer.dilation) != [1, 1] or layer.ceil_mode
             or layer.return_indices):
-        raise TypeError("cannot export MaxPool2d with padding, dilation, ceil_mode or return_indices: only the "
+        raise InvalidTypeError("cannot export MaxPool2d with padding, dilation, ceil_mode or return_indices: only the "
                         "plain pool is exported as is")
     k, stride = _pair(layer.kernel_size), _pair(layer.stride or layer.kernel_size)
     return g.op1("MaxPool", [x], f"{hint}maxpool", kernel_shape=k, strides=stride), []
@@ -228,7 +247,7 @@ def layer_emitter(layer: nn.Module) -> LayerEmitter:
     for cls in type(layer).__mro__:
         if cls in EMITTERS:
             return EMITTERS[cls]
-    raise TypeError(
+    raise InvalidTypeError(
         f"cannot export {type(layer).__name__}: only ExactLinear, ExactConv2d, Flatten(start_dim=1), MaxPool2d "
         "(no padding/dilation), Dropout (eval), Identity and the neuron layers are exported bit-identically (an "
         "ordinary Linear's or Conv2d's sum order differs between backends)"
@@ -292,7 +311,7 @@ def newest_runnable_opset() -> int:
                                 (sequence_graph(spec, opset), {"x": x, "v": x[0]})):
                 session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
                 session.run(None, feed)
-        except Exception:  # noqa: BLE001 - any refusal means "not supported"
+        except Exception:
             break
         newest = opset
     return newest
@@ -302,7 +321,7 @@ def check_opset(opset: object) -> int:
     """Raise a clear error for an opset these graphs cannot be built or run at."""
     newest = newest_runnable_opset()
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
-        raise ValueError(
+        raise InvalidValueError(
             f"opset must be an integer from {MIN_OPSET} to {newest} (the newest the installed onnxruntime runs), "
             f"got {opset!r}"
         )
@@ -322,8 +341,9 @@ def artifacts(model: ExportModel, options: ExportOptions) -> list[Artifact]:
     opset = check_opset(options.opset)
     planned = []
     for kind, build in (("step", step_graph), ("sequence", sequence_graph)):
-        entry: ArtifactEntry = {"name": f"onnx_{kind}", "file": f"{model.prefix}_{kind}.onnx", "format": "onnx", "kind": kind,
-                 "method": "run", "opset": opset, "calling_convention": "flat", **model_io(model, kind == "sequence")}
+        entry: ArtifactEntry = {
+            "name": f"onnx_{kind}", "file": f"{model.prefix}_{kind}.onnx", "format": "onnx", "kind": kind,
+            "method": "run", "opset": opset, "calling_convention": "flat", **model_io(model, kind == "sequence")}
         graph = build(model, opset, embedded_metadata(entry))
         check(graph)
         planned.append(Artifact(entry, _writer(graph, entry["file"])))
