@@ -1,5 +1,5 @@
 /* The native reference for `lif-export bench`: the step of docs/semantics.md as one fused loop
- * (u and the spike in registers), compiled with -O3 -ffp-contract=off so that
+ * (u and the spike in registers), compiled with -O3 -march=native -ffp-contract=off so that
  * beta*v + x stays a multiply and an add. Called through ctypes. */
 #include <stddef.h>
 

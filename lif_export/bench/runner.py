@@ -1,4 +1,4 @@
-"""The benchmark paths and the timing loop behind ``lif-export bench``."""
+"""The benchmark paths of the single neuron (W1-W3) and the timing loop behind ``lif-export bench``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,69 +18,76 @@ import onnxruntime as ort
 import torch
 
 from .. import __version__
+from ..backends.base import Context
 from ..backends.cpp_runners import cpp_build_dir
+from ..backends.onnxruntime import OrtArtifact
 from ..backends.ort_session import make_session
 from ..backends.ort_stream import OnnxStepStream
+from ..errors import InvalidValueError
 from ..export import NeuronSpec, export
+from ..export.manifest import load_manifest
 from ..fast import simulate
+from ..fast.ccompile import cpu_info
+from ..fast.kernel import compiled
+from ..functional import lif_sequence
+from ..modules import LIFCell, LIFSequence
+from .extras import extras
 from .native import load_native, run_native
+from .networks import cpp_w4, w4_paths, w5_paths
+from .paths import BenchContext, BenchPath, BenchResult
 
-#: name -> (T, shape of one step)
+#: name -> (T, shape of one step). W4/W5: the digits network, T steps of one image / a batch of images.
 WORKLOADS: dict[str, tuple[int, tuple[int, ...]]] = {
     "W1": (500, (32, 1024)),
     "W2": (1000, (1, 128)),
     "W3": (100, (32, 1024)),
+    "W4": (1000, (1, 64)),
+    "W5": (12, (64, 64)),
 }
-SMALL: dict[str, tuple[int, tuple[int, ...]]] = {"W1": (20, (4, 64)), "W2": (50, (1, 16)), "W3": (10, (4, 64))}
+SMALL: dict[str, tuple[int, tuple[int, ...]]] = {"W1": (20, (4, 64)), "W2": (50, (1, 16)), "W3": (10, (4, 64)),
+                                                 "W4": (20, (1, 64)), "W5": (4, (8, 64))}
+#: The workloads of one neuron, whose throughput is counted in neuron-steps.
+NEURON_WORKLOADS = ("W1", "W2", "W3")
 
 
-@dataclass
-class BenchResult:
-    workload: str
-    path: str
-    threads: int
-    median_ms: float | None
-    min_ms: float | None
-    neuron_steps_per_s: float | None = None
-    vs_native: float | None = None  # median / native median
-    vs_naive: float | None = None  # median / naive eager median (< 1: faster)
-    identical: bool | None = None  # same bits as the naive eager loop
-    note: str = ""
-    us_per_step: float | None = None  # W2
-
-
-@dataclass
-class BenchPath:
-    name: str
-    run: Callable[[], object]  # returns what the equality check compares
-
-
-@dataclass
-class BenchContext:
-    steps: int
-    shape: tuple[int, ...]
-    x: torch.Tensor
-    models: Path
-    threads: int
-
-
-def _time(fn: Callable[[], object], rounds: int) -> tuple[list[float], object]:
+def _time(fn: Callable[[], object], rounds: int, cpu: list[float] | None = None) -> tuple[list[float], object]:
+    """Wall-clock seconds of each round (and, into ``cpu``, the process's CPU seconds), and the value."""
     result = fn()  # warm-up (twice: TorchScript profiles its first runs), and the value checked
     fn()
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - start)
+        if cpu is not None:
+            cpu.append(time.process_time() - start_cpu)
     return times, result
 
 
 def _same(a: object, b: object) -> bool:
     if isinstance(a, tuple):
-        return all(_same(p, q) for p, q in zip(a, b, strict=True))
-    a = a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+        return all(_same(p, q) for p, q in zip(a, b, strict=True))  # type: ignore[call-overload]
+    a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    b = b.detach().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def _memory_mb() -> dict[str, float] | None:
+    """``{"VmRSS": ..., "VmHWM": ...}`` of this process in MB (Linux), else ``None``."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmRSS", "VmHWM")))
+    return {k: int(v.split()[0]) / 1024 for k, v in fields.items()}
+
+
+def _reset_peak_memory() -> None:
+    """Start a new peak-RSS measurement (writing 5 to clear_refs resets VmHWM, Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 # -- W1 ------------------------------------------------------------------------------------------
@@ -94,6 +101,15 @@ def w1_paths(ctx: BenchContext) -> list[BenchPath]:
     out = torch.empty_like(x)
     session = make_session(ctx.models / "lif_sequence.onnx", "all", ctx.threads)
     xn, vn = x.numpy(), np.zeros(ctx.shape, np.float32)
+    bound = {name: np.empty(shape, np.float32) for name, shape in
+             (("spike", xn.shape), ("v_next", vn.shape), ("v_trace", xn.shape))}
+    binding = session.io_binding()
+    binding.bind_cpu_input("x", xn)
+    binding.bind_cpu_input("v", vn)
+    for name, array in bound.items():
+        binding.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
+    chunked = OrtArtifact(Context(ctx.models, load_manifest(ctx.models)), "onnx_sequence", "all", ctx.threads,
+                          chunked=True)
 
     def naive():
         v, spikes = zeros, []
@@ -107,9 +123,11 @@ def w1_paths(ctx: BenchContext) -> list[BenchPath]:
         with torch.no_grad():
             return seq(x)
 
-    def fast_out():
-        s, v, _ = simulate(x, zeros, beta, threshold, v_reset, "zero", out=out)
-        return s, v
+    def fast_out(implementation: str) -> Callable[[], object]:
+        def run():
+            s, v, _ = simulate(x, zeros, beta, threshold, v_reset, "zero", out=out, implementation=implementation)
+            return s, v
+        return run
 
     def torchscript():
         with torch.no_grad():
@@ -119,12 +137,26 @@ def w1_paths(ctx: BenchContext) -> list[BenchPath]:
         s, v = session.run(["spike", "v_next"], {"x": xn, "v": vn})
         return s, v
 
+    def onnx_bound():
+        session.run_with_iobinding(binding)
+        return bound["spike"], bound["v_next"]
+
+    def onnx_chunked():
+        result = chunked.run(xn, {"v": vn})
+        return result["spike"], result["v_next"]
+
+    kernel = compiled()
     return [
         BenchPath("eager naive loop (LIFCell per step)", naive),
         BenchPath("eager LIFSequence (fast path)", eager_sequence),
-        BenchPath("lif_export.fast.simulate, preallocated out", fast_out),
+        BenchPath("lif_export.fast.simulate, preallocated out", fast_out("auto"),
+                  note=f"compiled kernel: {kernel.description}" if kernel.library is not None else kernel.description),
+        BenchPath("fast.simulate, PyTorch ops (no compiler)", fast_out("torch")),
         BenchPath("TorchScript LIFSequence", torchscript),
-        BenchPath("onnxruntime sequence graph (Loop)", onnx_sequence),
+        BenchPath("onnxruntime sequence graph (Scan)", onnx_sequence),
+        BenchPath("onnxruntime sequence graph, bound outputs", onnx_bound, note="IOBinding to preallocated arrays"),
+        BenchPath("onnxruntime sequence graph, chunked", onnx_chunked,
+                  note="chunks of the verify suite's lengths, state carried"),
     ]
 
 
@@ -173,39 +205,67 @@ def w2_paths(ctx: BenchContext) -> list[BenchPath]:
 # -- W3 ------------------------------------------------------------------------------------------
 
 def w3_paths(ctx: BenchContext) -> list[BenchPath]:
-    x, spec = ctx.x, NeuronSpec()
-    cell, seq = spec.cell(), spec.sequence()
-    scripted = torch.jit.script(spec.sequence())
+    x = ctx.x
     weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
 
-    def naive():
-        xi = x.clone().requires_grad_(True)
-        v, spikes = torch.zeros(ctx.shape), []
-        for t in range(x.shape[0]):
-            s, v = cell(xi[t], v)
-            spikes.append(s)
-        (torch.stack(spikes) * weights).sum().backward()
-        return xi.grad
+    def naive(cell):
+        def run():
+            xi = x.clone().requires_grad_(True)
+            v, spikes = torch.zeros(ctx.shape), []
+            for t in range(x.shape[0]):
+                s, v = cell(xi[t], v)
+                spikes.append(s)
+            (torch.stack(spikes) * weights).sum().backward()
+            return _grads(cell, xi)
+        return run
 
     def module(m):
         def run():
             xi = x.clone().requires_grad_(True)
             spikes, _ = m(xi)
             (spikes * weights).sum().backward()
-            return xi.grad
+            return _grads(m, xi)
         return run
 
+    def autograd_loop(m: LIFSequence):
+        def run():  # the module's own loop (lif_sequence), without its fast path
+            xi = x.clone().requires_grad_(True)
+            beta, threshold, v_reset = m.neuron_parameters()
+            spikes, _, _ = lif_sequence(xi, torch.zeros(ctx.shape), beta, threshold, v_reset, m.reset, m.surrogate,
+                                        m.surrogate_slope)
+            (spikes * weights).sum().backward()
+            return _grads(m, xi)
+        return run
+
+    learned = LIFSequence(learn_beta=True, learn_threshold=True)
+
     return [
-        BenchPath("eager naive loop + autograd", naive),
-        BenchPath("eager LIFSequence (hand-written BPTT)", module(seq)),
-        BenchPath("TorchScript LIFSequence + autograd", module(scripted)),
+        BenchPath("eager naive loop + autograd", naive(LIFCell())),
+        BenchPath("eager LIFSequence (hand-written BPTT)", module(LIFSequence())),
+        BenchPath("TorchScript LIFSequence + autograd", module(torch.jit.script(LIFSequence()))),
+        BenchPath("learned beta, threshold: naive loop + autograd",
+                  naive(LIFCell(learn_beta=True, learn_threshold=True)), group=None,
+                  note="not compared: per step, it sums the threshold's gradient in another order"),
+        BenchPath("learned beta, threshold: lif_sequence + autograd", autograd_loop(learned), group="learned"),
+        BenchPath("learned beta, threshold: eager LIFSequence (BPTT)", module(learned), group="learned"),
     ]
 
 
-PATHS = {"W1": w1_paths, "W2": w2_paths, "W3": w3_paths}
+def _grads(module: torch.nn.Module, xi: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The input's gradient and every parameter's (cleared for the next round)."""
+    grads = [xi.grad]
+    for p in module.parameters():
+        grads.append(p.grad)
+        p.grad = None
+    return tuple(g for g in grads if g is not None)
 
 
-def _cpp_w2(ctx: BenchContext, rounds: int) -> list[BenchResult]:
+PATHS: dict[str, Callable[[BenchContext], list[BenchPath]]] = {
+    "W1": w1_paths, "W2": w2_paths, "W3": w3_paths, "W4": w4_paths, "W5": w5_paths,
+}
+
+
+def _cpp_w2(ctx: BenchContext) -> list[BenchResult]:
     """The C++ runners' own per-step timing (``--bench``), the state fed back in C++."""
     rows = []
     for runner, artifact in [("lif_ort_runner", "onnx_step"), ("lif_torch_runner", "torchscript_step"),
@@ -217,7 +277,7 @@ def _cpp_w2(ctx: BenchContext, rounds: int) -> list[BenchResult]:
             rows.append(BenchResult("W2", name, 1, None, None, note=note))
             continue
         per_step = []
-        for _ in range(rounds):
+        for _ in range(ctx.rounds):
             result = subprocess.run([str(binary), str(ctx.models), "--bench", str(ctx.steps), "--shape",
                                      ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
             line = next((ln for ln in result.stdout.splitlines() if ln.startswith(f"bench {artifact} ")), None)
@@ -233,44 +293,84 @@ def _cpp_w2(ctx: BenchContext, rounds: int) -> list[BenchResult]:
     return rows
 
 
-def _native(ctx: BenchContext, workload: str, rounds: int) -> tuple[BenchResult, object | None]:
-    """The native row and its output (``None`` when no compiler built it). W1 and W2 only."""
-    lib, note = load_native()
-    if lib is None:
-        return BenchResult(workload, "native C loop", 1, None, None, note=note), None
-    xn = np.ascontiguousarray(ctx.x.numpy())
-    spikes = np.empty_like(xn)
-    v = np.zeros(ctx.shape, np.float32)
+class _Native:
+    """The native reference of W1/W2, timed before and after the workload's paths (``rounds`` rounds each,
+    all counted): on a shared machine the load then weighs on it as on the paths."""
 
-    def run():
-        v.fill(0.0)
-        run_native(lib, xn, spikes, v, 0.9, 1.0, 0.0)
-        return (spikes, v) if workload == "W1" else spikes
+    def __init__(self, ctx: BenchContext, workload: str):
+        self.workload, self.rounds = workload, ctx.rounds
+        self.built = load_native()
+        self.times: list[float] = []
+        self.cpu: list[float] = []
+        self.value: object | None = None
+        if self.built.library is None:
+            return
+        lib = self.built.library
+        xn = np.ascontiguousarray(ctx.x.numpy())
+        spikes = np.empty_like(xn)
+        v = np.zeros(ctx.shape, np.float32)
 
-    times, value = _time(run, rounds)
-    result = BenchResult(workload, "native C loop (reference)", 1, statistics.median(times) * 1e3, min(times) * 1e3,
-                         note=f"{note}, v kept in a register, preallocated output")
-    return result, value
+        def run():
+            v.fill(0.0)
+            run_native(lib, xn, spikes, v, 0.9, 1.0, 0.0)
+            return (spikes, v) if workload == "W1" else spikes
+
+        self.run = run
+        self.measure()
+
+    def measure(self) -> None:
+        if self.built.library is not None:
+            times, self.value = _time(self.run, self.rounds, self.cpu)
+            self.times += times
+
+    def row(self, reference: object) -> BenchResult:
+        if self.built.library is None:
+            return BenchResult(self.workload, "native C loop", 1, None, None, note=self.built.description)
+        return BenchResult(self.workload, "native C loop (reference)", 1, statistics.median(self.times) * 1e3,
+                           min(self.times) * 1e3, identical=_same(self.value, reference),
+                           note=f"{self.built.description}, v kept in a register, preallocated output; timed "
+                           f"before and after the paths", cpu_median_ms=statistics.median(self.cpu) * 1e3)
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_info()
+    native, kernel = load_native(), compiled()
     return {
-        "cpu": cpu or platform.processor(),
+        "cpu": cpu["model"],
+        "cpu_features": cpu["features"],
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
         "lif_export": __version__,
+        "native_reference": native.description,
+        "fast_kernel": kernel.description,
     }
+
+
+def _run_paths(workload: str, ctx: BenchContext, report: Callable[[str], None],
+               more: list[BenchPath]) -> tuple[list[BenchResult], dict[str, object]]:
+    """Time every path of a workload (and ``more``): its rows (bits and memory filled in) and each group's
+    reference value."""
+    rows: list[BenchResult] = []
+    references: dict[str, object] = {}
+    for path in PATHS[workload](ctx) + more:
+        report(f"{workload} threads={ctx.threads}: {path.name} ...")
+        _reset_peak_memory()
+        before = _memory_mb()
+        cpu: list[float] = []
+        times, value = _time(path.run, ctx.rounds, cpu)
+        after = _memory_mb()
+        identical = None
+        if path.group is not None:
+            identical = _same(value, references.setdefault(path.group, value))
+        row = BenchResult(workload, path.name, ctx.threads, statistics.median(times) * 1e3, min(times) * 1e3,
+                          identical=identical, note=path.note, cpu_median_ms=statistics.median(cpu) * 1e3)
+        if before and after and "VmHWM" in after:
+            row.peak_rss_mb, row.rss_growth_mb = after["VmHWM"], after["VmHWM"] - before["VmRSS"]
+        rows.append(row)
+    return rows, references
 
 
 def run_bench(
@@ -285,71 +385,87 @@ def run_bench(
     workloads = workloads or list(sizes)
     unknown = [w for w in workloads if w not in sizes]
     if unknown:
-        raise ValueError(f"workload must be one of {list(sizes)}, got {unknown}")
+        raise InvalidValueError(f"workload must be one of {list(sizes)}, got {unknown}")
     threads = threads or [1, 2]
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise InvalidValueError(f"rounds must be >= 1, got {rounds}")
     previous = torch.get_num_threads()
     results: list[BenchResult] = []
-    with tempfile.TemporaryDirectory(prefix="lif-bench-") as tmp:
-        export(out_dir=tmp)
-        for workload in workloads:
-            steps, shape = sizes[workload]
-            g = torch.Generator().manual_seed(0)
-            x = (torch.rand(steps, *shape, generator=g) * 0.6).contiguous()
-            neuron_steps = steps * int(np.prod(shape))
-            for n in threads:
-                torch.set_num_threads(n)
-                ctx = BenchContext(steps, shape, x, Path(tmp), n)
-                native = _native(ctx, workload, rounds) if n == threads[0] and workload != "W3" else None
-                rows, baseline_value, naive_ms = [], None, None
-                for i, path in enumerate(PATHS[workload](ctx)):
-                    report(f"{workload} threads={n}: {path.name} ...")
-                    times, value = _time(path.run, rounds)
-                    med = statistics.median(times) * 1e3
-                    if i == 0:
-                        baseline_value, naive_ms = value, med
-                    rows.append(BenchResult(workload, path.name, n, med, min(times) * 1e3,
-                                            identical=_same(value, baseline_value)))
-                if workload == "W2" and n == threads[0]:
-                    rows += _cpp_w2(ctx, rounds)
-                if native is not None:
-                    native_row, native_value = native
-                    if native_value is not None:
-                        native_row.identical = _same(native_value, baseline_value)
-                    rows.insert(0, native_row)
-                native_ms = next((r.median_ms for r in results + rows
-                                  if r.workload == workload and r.path.startswith("native") and r.median_ms), None)
-                for r in rows:
-                    if r.median_ms is None:
-                        continue
-                    r.neuron_steps_per_s = neuron_steps / (r.median_ms / 1e3)
-                    r.vs_naive = r.median_ms / naive_ms
-                    r.vs_native = r.median_ms / native_ms if native_ms else None
-                    if workload == "W2":
-                        r.us_per_step = r.median_ms * 1e3 / steps
-                results += rows
-    torch.set_num_threads(previous)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lif-bench-") as tmp:
+            export(out_dir=tmp)
+            for workload in workloads:
+                steps, shape = sizes[workload]
+                g = torch.Generator().manual_seed(0)
+                x = (torch.rand(steps, *shape, generator=g) * 0.6).contiguous()
+                for n in threads:
+                    torch.set_num_threads(n)
+                    ctx = BenchContext(steps, shape, x, Path(tmp), n, rounds)
+                    native = _Native(ctx, workload) if n == threads[0] and workload in ("W1", "W2") else None
+                    more_paths, more_rows = extras(workload, ctx, small, n == threads[0])
+                    rows, references = _run_paths(workload, ctx, report, more_paths)
+                    rows += more_rows
+                    if native is not None:
+                        native.measure()
+                        rows.insert(0, native.row(references["bits"]))
+                    if workload == "W2" and n == threads[0]:
+                        rows += _cpp_w2(ctx)
+                    if workload == "W4" and n == threads[0]:
+                        rows += cpp_w4(ctx)
+                    _ratios(workload, ctx, rows, results)
+                    results += rows
+    finally:
+        torch.set_num_threads(previous)
     return {"machine": machine(), "rounds": rounds, "small": small, "results": [asdict(r) for r in results]}
+
+
+def _ratios(workload: str, ctx: BenchContext, rows: list[BenchResult], earlier: list[BenchResult]) -> None:
+    baseline = next((r.median_ms for r in rows if r.median_ms and not r.path.startswith("native")), None)
+    native_ms = next((r.median_ms for r in earlier + rows
+                      if r.workload == workload and r.path.startswith("native") and r.median_ms), None)
+    for r in rows:
+        if r.median_ms is None:
+            continue
+        r.vs_baseline = r.median_ms / baseline if baseline else None
+        r.vs_native = r.median_ms / native_ms if native_ms else None
+        if workload in NEURON_WORKLOADS:
+            r.neuron_steps_per_s = ctx.steps * int(np.prod(ctx.shape)) / (r.median_ms / 1e3)
+        if workload in ("W2", "W4"):
+            r.us_per_step = r.median_ms * 1e3 / ctx.steps
+        if workload == "W5":
+            r.images_per_s = ctx.shape[0] / (r.median_ms / 1e3)
+
+
+#: The text table's numeric columns: (header, width, format, value of a result row).
+COLUMNS: list[tuple[str, int, str, Callable[[dict], float | None]]] = [
+    ("median ms", 10, ".2f", lambda r: r["median_ms"]),
+    ("min ms", 9, ".2f", lambda r: r["min_ms"]),
+    ("cpu ms", 9, ".2f", lambda r: r.get("cpu_median_ms")),
+    ("Mneuron-steps/s", 15, ".1f", lambda r: r["neuron_steps_per_s"] and r["neuron_steps_per_s"] / 1e6),
+    ("x native", 8, ".2f", lambda r: r["vs_native"]),
+    ("x base", 8, ".3f", lambda r: r.get("vs_baseline")),
+    ("us/step", 8, ".2f", lambda r: r["us_per_step"]),
+    ("img/s", 8, ".0f", lambda r: r.get("images_per_s")),
+    ("peak MB", 8, ".0f", lambda r: r.get("peak_rss_mb")),
+]
 
 
 def format_results(data: dict) -> str:
     m = data["machine"]
-    lines = [f"machine: {m['cpu']} ({m['cores']} cores), torch {m['torch']}, onnxruntime {m['onnxruntime']}, "
-             f"median of {data['rounds']} rounds after a warm-up"]
-    header = (f"{'workload':<8} {'thr':>3}  {'path':<46} {'median ms':>10} {'min ms':>9} {'Mneuron-steps/s':>15} "
-              f"{'x native':>8} {'x naive':>8} {'us/step':>8}  same bits")
-    lines += [header, "-" * len(header)]
+    lines = [f"machine: {m['cpu']} ({m['cores']} cores; {' '.join(m.get('cpu_features', [])) or 'features unknown'}), "
+             f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, median of {data['rounds']} rounds after a warm-up",
+             f"native reference: {m.get('native_reference', '-')}; lif_export.fast kernel: {m.get('fast_kernel', '-')}",
+             "x base: ratio to the workload's first path (W1-W3 the naive eager loop, W4-W5 the nn.Linear twin); "
+             "cpu ms: the process's CPU time (all threads), median"]
+    header = f"{'workload':<8} {'thr':>3}  {'path':<46} " + " ".join(f"{h:>{w}}" for h, w, _, _ in COLUMNS)
+    lines += [header + "  same bits", "-" * (len(header) + 11)]
     for r in data["results"]:
-        def num(v, fmt):
-            return format(v, fmt) if v is not None else "-"
+        values = (value(r) for _, _, _, value in COLUMNS)
+        numbers = " ".join(format(v, f"{w}{f}") if v is not None else f"{'-':>{w}}"
+                           for (_, w, f, _), v in zip(COLUMNS, values, strict=True))
         same = {True: "yes", False: "NO", None: "-"}[r["identical"]]
-        lines.append(
-            f"{r['workload']:<8} {r['threads']:>3}  {r['path']:<46} {num(r['median_ms'], '10.2f')} "
-            f"{num(r['min_ms'], '9.2f')} {num(r['neuron_steps_per_s'] and r['neuron_steps_per_s'] / 1e6, '15.1f')} "
-            f"{num(r['vs_native'], '8.2f')} {num(r['vs_naive'], '8.3f')} {num(r['us_per_step'], '8.2f')}  {same}"
-            + (f"  ({r['note']})" if r["note"] else "")
-        )
+        lines.append(f"{r['workload']:<8} {r['threads']:>3}  {r['path']:<46} {numbers}  {same}"
+                     + (f"  ({r['note']})" if r["note"] else ""))
     return "\n".join(lines)
 
 
@@ -359,4 +475,4 @@ def save_json(data: dict, path: Path) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
-__all__ = ["WORKLOADS", "BenchResult", "format_results", "run_bench", "save_json"]
+__all__ = ["WORKLOADS", "BenchContext", "BenchPath", "BenchResult", "format_results", "run_bench", "save_json"]

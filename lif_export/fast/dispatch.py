@@ -21,9 +21,9 @@ def fast_sequence(
 ) -> tuple[Tensor, Tensor, Tensor | None] | None:
     """The result of ``lif_sequence`` by a fast path, bit for bit, or ``None`` if none applies.
 
-    No autograd needed: :func:`simulate`. Gradients for ``x``/``v0`` only, no
-    trace: :class:`LIFSequenceFunction`. Learned parameters (or a trace
-    with gradients): ``None``, the caller runs the autograd loop.
+    No autograd needed: :func:`simulate`. Gradients (for ``x``, ``v0``, learned ``beta`` and
+    ``threshold``) without a trace: :class:`LIFSequenceFunction`. A trace with gradients, a
+    ``v_reset`` that needs one or an empty sequence: ``None``, the caller runs the autograd loop.
     """
     if x.dim() < 1 or x.dtype not in (torch.float32, torch.float64):
         return None
@@ -32,7 +32,7 @@ def fast_sequence(
     )
     if not needs_grad:
         return simulate(x, v0, beta, threshold, v_reset, reset, return_trace=return_trace)
-    if beta.requires_grad or threshold.requires_grad or v_reset.requires_grad or return_trace or x.size(0) == 0:
+    if v_reset.requires_grad or return_trace or x.size(0) == 0:
         return None
     step_shape = list(x.shape[1:])
     check_step_inputs(x, step_shape, v0, beta, threshold, v_reset, reset)

@@ -9,18 +9,42 @@ float64: every product then has at most 36 significant bits and a sum of up
 to 2**17 of them is exact in float64, so any summation order gives the same
 float64 value, which is rounded once to the input's dtype. Gradients pass
 straight through the grid (a straight-through estimator).
+
+Fast paths, the same bits (eager mode; scripted, or traced by ``torch.export``/``torch.compile``, a
+layer runs the plain formula):
+
+* the quantized weights (and, without autograd, their float64 copies) are kept between calls
+  while the parameters hold the same bits (compared on every call with one ``memcmp`` each, so
+  any way of changing them is seen, ``.data`` writes included), instead of being rounded again
+  at every time step;
+* ``spike_input`` (set by :class:`~lif_export.network.SpikingSequential` on a layer that follows
+  a spiking layer): the input is 0/1, already on the grid, so it is not quantized, and when
+  the layer's worst-case sum is exact in float32 as well (every partial sum a multiple of
+  ``2**-12`` below ``2**12``) an ``ExactLinear`` multiplies in float32 directly;
+* with autograd the quantization is one function whose backward is the straight-through
+  gradient plus ``+0.0``, exactly what the autograd graph of :func:`straight_through` adds up
+  (the rounding branch contributes zeros), without that branch's elementwise backward kernels.
 """
 
+import ctypes
+import ctypes.util
 import math
+import os
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ..errors import InvalidValueError
 
 GRID_BITS = 12
 SCALE = float(2**GRID_BITS)
 INPUT_BOUND = 256.0
 WEIGHT_BOUND = 16.0
 MAX_IN_FEATURES = 2**17
+#: Largest sum (in absolute value) of grid values that float32 holds exactly: 2**24 grid steps.
+FLOAT32_EXACT_SUM = float(2 ** (24 - GRID_BITS))
 
 
 def quantize(x: Tensor, bound: float, scale: float) -> Tensor:
@@ -36,25 +60,155 @@ def straight_through(x: Tensor, bound: float, scale: float) -> Tensor:
     return q
 
 
-class ExactLinear(nn.Module):
+class _StraightThrough(torch.autograd.Function):
+    """:func:`straight_through` of a tensor that requires a gradient, as one node, the same bits both ways.
+
+    Forward: ``quantize(x) + (x - x)``, the value :func:`straight_through` computes (the ``+ (x - x)``
+    turns a ``-0.0`` into ``+0.0`` and an infinite ``x`` into NaN), or ``x`` itself when it is a spike
+    train (0/1, on which that is the identity). Backward: ``grad + 0.0``, what the graph of
+    :func:`straight_through` adds up (its rounding branch contributes ``+0.0``).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, bound: float, scale: float, on_grid: bool) -> Tensor:
+        return x if on_grid else quantize(x, bound, scale) + (x - x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        return grad + 0.0, None, None, None
+
+
+def _straight_through_node(x: Tensor, bound: float, scale: float, on_grid: bool) -> Tensor:
+    """:class:`_StraightThrough` applied (typed)."""
+    out: Tensor = _StraightThrough.apply(x, bound, scale, on_grid)
+    return out
+
+
+def _memcmp() -> Any:
+    """The C library's ``memcmp`` (``None`` where ctypes cannot find it)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        compare = libc.memcmp
+    except (OSError, AttributeError):
+        return None
+    compare.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    compare.restype = ctypes.c_int
+    return compare
+
+
+_MEMCMP = _memcmp()
+
+
+class _Kept:
+    """A parameter and a copy of its bits, taken when its quantization was cached."""
+
+    __slots__ = ("copy", "nbytes", "param", "raw")
+
+    def __init__(self, param: Tensor):
+        self.param = param
+        self.copy = param.detach().clone(memory_format=torch.contiguous_format)
+        self.nbytes = self.copy.numel() * self.copy.element_size()
+        # memcmp of the raw memory: CPU, contiguous (checked again on every call)
+        self.raw = _MEMCMP is not None and param.is_cpu and param.is_contiguous()
+
+    def matches(self, param: Tensor) -> bool:
+        """Still the same tensor with the same bits (``-0.0`` differs from ``+0.0``, a NaN equals itself):
+        one ``memcmp``, a microsecond or two where ``torch.equal`` takes ten."""
+        copy = self.copy
+        if param is not self.param or param.dtype != copy.dtype or param.shape != copy.shape:
+            return False
+        if self.raw and param.is_cpu and param.is_contiguous():
+            return _MEMCMP(param.data_ptr(), copy.data_ptr(), self.nbytes) == 0
+        ints = {2: torch.int16, 4: torch.int32, 8: torch.int64}[copy.element_size()]
+        return torch.equal(param.detach().view(ints), copy.view(ints))
+
+
+def _float32_matmul_exact() -> bool:
+    """Whether float32 matrix products are true float32 (not reduced to bfloat16/TF32 by a setting)."""
+    return torch.get_float32_matmul_precision() == "highest" and os.environ.get(
+        "ONEDNN_DEFAULT_FPMATH_MODE", "STRICT").upper() in ("STRICT", "ANY")
+
+
+class _GridLayer(nn.Module):
+    """What ``ExactLinear`` and ``ExactConv2d`` share: the grid, the quantized weights and their cache."""
+
+    weight: Tensor
+    bias: Tensor | None
+
+    def _init_grid(self) -> None:
+        self.scale, self.input_bound, self.weight_bound = SCALE, INPUT_BOUND, WEIGHT_BOUND
+        self.spike_input = False
+        self._cache: dict[bool, dict[str, Any]] = {}
+
+    def _input(self, x: Tensor) -> Tensor:
+        """The input on the grid (scripted: the plain formula; a spike input needs nothing without autograd)."""
+        if self.spike_input and not x.requires_grad:
+            return x
+        return straight_through(x, self.input_bound, self.scale)
+
+    @torch.jit.unused
+    def _eager_input(self, x: Tensor) -> Tensor:
+        if x.requires_grad:
+            return _straight_through_node(x, self.input_bound, self.scale, self.spike_input)
+        if self.spike_input:
+            return x
+        # quantize's operations, in place on one new tensor (no autograd here)
+        return torch.clamp(x, -self.input_bound, self.input_bound).mul_(self.scale).round_().div_(self.scale)
+
+    @torch.jit.unused
+    def _cached(self, derive: Any) -> dict[str, Any]:
+        """The quantized weight and bias, and what ``derive(entry)`` adds (without autograd), kept while the
+        parameters are the same objects with the same values; separate entries with and without autograd."""
+        weight, bias = self.weight, self.bias
+        grad = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
+        entry = self._cache.get(grad)
+        if entry is not None and entry["weight_kept"].matches(weight) and (
+                entry["bias_kept"] is None if bias is None else entry["bias_kept"] is not None
+                and entry["bias_kept"].matches(bias)):
+            return entry
+        params = (weight, bias)
+        if grad:
+            wq, bq = (None if p is None else _straight_through_node(p, self.weight_bound, self.scale, False)
+                      for p in params)
+        else:
+            with torch.no_grad():  # the values of straight_through (a parameter requires a gradient even here)
+                wq, bq = (None if p is None else straight_through(p, self.weight_bound, self.scale) for p in params)
+        entry = {"weight_kept": _Kept(weight), "bias_kept": None if bias is None else _Kept(bias), "weight": wq,
+                 "bias": bq}
+        if not grad:
+            entry.update(derive(entry))
+        self._cache[bool(grad)] = entry
+        return entry
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The cache holds tensors of an autograd graph (which cannot be deep-copied) and is rebuilt anyway.
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        return {**state, "_cache": {}}
+
+
+class ExactLinear(_GridLayer):
     """``y = x W^T + b`` computed exactly (see the module docstring).
 
     Shape: ``x [*, in_features]`` -> ``y [*, out_features]``, dtype of ``x``.
+
+    ``spike_input = True`` declares that the input is a spike train (every value 0 or 1), which
+    is then not put on the grid (it is on it); :class:`~lif_export.network.SpikingSequential`
+    sets it on a layer that follows a spiking layer. Other values would then be used unrounded.
     """
 
     # TorchScript reads module constants, not module-level globals.
-    __constants__ = ["in_features", "out_features", "scale", "input_bound", "weight_bound"]
+    __constants__ = ["in_features", "out_features", "scale", "input_bound", "weight_bound", "spike_input"]
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InvalidValueError(f"{name} must be a positive integer, got {value!r}")
         if in_features > MAX_IN_FEATURES:
-            raise ValueError(f"in_features must be <= {MAX_IN_FEATURES} for exact sums, got {in_features}")
+            raise InvalidValueError(f"in_features must be <= {MAX_IN_FEATURES} for exact sums, got {in_features}")
         self.in_features = in_features
         self.out_features = out_features
-        self.scale, self.input_bound, self.weight_bound = SCALE, INPUT_BOUND, WEIGHT_BOUND
+        self._init_grid()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         bound = 1.0 / math.sqrt(in_features)
@@ -67,52 +221,118 @@ class ExactLinear(nn.Module):
                 None if b is None else straight_through(b, self.weight_bound, self.scale))
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+            return self._eager_forward(x)
         weight, bias = self.quantized()
-        wide = torch.matmul(straight_through(x, self.input_bound, self.scale).double(), weight.double().t())
+        wide = torch.matmul(self._input(x).double(), weight.double().t())
         if bias is not None:
             wide = wide + bias.double()
         return wide.to(x.dtype)
 
+    @torch.jit.unused
+    def _eager_forward(self, x: Tensor) -> Tensor:
+        entry = self._cached(_linear_derived)
+        if "weight64_t" in entry:  # no autograd
+            if self.spike_input and x.dim() == 2 and not x.requires_grad:
+                exact = entry.get("weight32_t") if x.dtype == torch.float32 and _float32_matmul_exact() else None
+                if exact is not None or x.dtype == torch.float64:
+                    # Exact sums in x's dtype, then the bias added, as the formula does (addmm can give
+                    # -0.0 where the formula gives +0.0: an all-zero input, negative weights, bias +0).
+                    w, b = (exact, entry["bias32"]) if exact is not None else (entry["weight64_t"], entry["bias64"])
+                    y = torch.mm(x, w)
+                    return y if b is None else y.add_(b)
+            wide = torch.matmul(self._eager_input(x).double(), entry["weight64_t"])
+            if entry["bias64"] is not None:
+                wide.add_(entry["bias64"])  # the formula's add, in place
+        else:
+            wide = torch.matmul(self._eager_input(x).double(), entry["weight"].double().t())
+            if entry["bias"] is not None:
+                wide = wide + entry["bias"].double()
+        return wide.to(x.dtype)
+
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        spikes = ", spike_input=True" if self.spike_input else ""
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}{spikes}")
 
 
-class ExactConv2d(nn.Module):
+def _linear_derived(entry: dict[str, Any]) -> dict[str, Any]:
+    """The float64 weight and bias, and float32 ones when every sum of the layer is exact in float32."""
+    weight, bias = entry["weight"], entry["bias"]
+    # Transposed views of contiguous copies: the same operand layout as the formula's ``weight.double().t()``.
+    derived = {"weight64_t": weight.double().t(), "bias64": None if bias is None else bias.double()}
+    worst = weight.abs().sum(1) + (0.0 if bias is None else bias.abs())
+    if bool((worst < FLOAT32_EXACT_SUM).all()):
+        derived.update(weight32_t=weight.float().contiguous().t(), bias32=None if bias is None else bias.float())
+    return derived
+
+
+class ExactConv2d(_GridLayer):
     """A stride-1 2-D convolution computed exactly, like :class:`ExactLinear`.
 
     Shape: ``x [batch, in_channels, H, W]`` -> ``[batch, out_channels, H + 2p - k + 1, W + 2p - k + 1]``.
     The grid bounds hold for up to ``2**17`` terms per output (``in_channels * k * k``).
+    ``spike_input`` as for :class:`ExactLinear` (the sum stays in float64).
     """
 
     __constants__ = ["in_channels", "out_channels", "kernel_size", "padding", "scale", "input_bound",
-                     "weight_bound"]
+                     "weight_bound", "spike_input"]
+    bias: Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
         super().__init__()
         for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
                                  ("kernel_size", kernel_size, 1), ("padding", padding, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise InvalidValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if in_channels * kernel_size * kernel_size > MAX_IN_FEATURES:
-            raise ValueError(f"in_channels * kernel_size**2 must be <= {MAX_IN_FEATURES} for exact sums")
+            raise InvalidValueError(f"in_channels * kernel_size**2 must be <= {MAX_IN_FEATURES} for exact sums")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.padding = kernel_size, padding
-        self.scale, self.input_bound, self.weight_bound = SCALE, INPUT_BOUND, WEIGHT_BOUND
+        self._init_grid()
         fan_in = in_channels * kernel_size * kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def quantized(self) -> tuple[Tensor, Tensor]:
+        """The weight and bias as used in forward (on the grid)."""
         return (straight_through(self.weight, self.weight_bound, self.scale),
                 straight_through(self.bias, self.weight_bound, self.scale))
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+            return self._eager_forward(x)
         weight, bias = self.quantized()
-        wide = torch.nn.functional.conv2d(straight_through(x, self.input_bound, self.scale).double(),
-                                          weight.double(), bias.double(), padding=self.padding)
+        wide = torch.nn.functional.conv2d(self._input(x).double(), weight.double(), bias.double(),
+                                          padding=self.padding)
+        return wide.to(x.dtype)
+
+    @torch.jit.unused
+    def _eager_forward(self, x: Tensor) -> Tensor:
+        entry = self._cached(lambda e: {"weight64": e["weight"].double(), "bias64": e["bias"].double()})
+        weight, bias = ((entry["weight64"], entry["bias64"]) if "weight64" in entry
+                        else (entry["weight"].double(), entry["bias"].double()))
+        wide = torch.nn.functional.conv2d(self._eager_input(x).double(), weight, bias, padding=self.padding)
         return wide.to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"padding={self.padding}")
+                f"padding={self.padding}" + (", spike_input=True" if self.spike_input else ""))
+
+
+def mark_spike_inputs(layers: Sequence[nn.Module]) -> None:
+    """Set ``spike_input`` on every exact layer of a chain whose input is a spike train: the output of a
+    spiking layer, possibly through ``Flatten``, ``MaxPool2d`` or ``Identity`` (which keep values 0/1)."""
+    from .protocol import SpikingLayer, Stateless
+
+    spikes = False
+    for layer in layers:
+        inner = layer.module if isinstance(layer, Stateless) else layer
+        if isinstance(inner, _GridLayer):
+            inner.spike_input = spikes
+            spikes = False
+        elif isinstance(inner, SpikingLayer):
+            spikes = True
+        elif not isinstance(inner, (nn.Flatten, nn.MaxPool2d, nn.Identity)):
+            spikes = False

@@ -1,5 +1,5 @@
 """Building ONNX graphs by hand: a small node builder, the semantics' arithmetic as nodes, and the
-step / ``Loop`` sequence model around any step function.
+step / ``Scan`` sequence model around any step function.
 
 Every exported graph (the single neuron's and whole networks') is made here, so the LIF
 arithmetic exists once as ONNX nodes (:func:`emit_lif`) and the time loop once (:func:`sequence_model`).
@@ -20,7 +20,7 @@ Dims = Sequence[int | str]
 
 
 class Graph:
-    """Collects nodes under unique names; initializers are shared with nested (``Loop`` body) graphs."""
+    """Collects nodes under unique names; initializers are shared with nested (``Scan`` body, ``If`` branch) graphs."""
 
     def __init__(self, initializers: list[onnx.TensorProto] | None = None, names: set[str] | None = None):
         self.nodes: list[onnx.NodeProto] = []
@@ -54,7 +54,7 @@ class Graph:
                                            **attrs))
 
     def body(self) -> Graph:
-        """A nested graph (a ``Loop`` body) that sees this graph's initializers and names."""
+        """A nested graph (a ``Scan`` body, an ``If`` branch) that sees this graph's initializers and names."""
         return Graph(self.initializers, self._names)
 
 
@@ -138,60 +138,90 @@ def step_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, out_di
     return make_model(graph, opset, metadata)
 
 
+def _scan_body(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, out_dims: Dims,
+               states: Sequence[StateIO], elem: int) -> onnx.GraphProto:
+    """One step as a ``Scan`` body: ``(*states, x_t) -> (*next states, out_t, *next states again)``
+    (the state carried, and stacked as the trace); a name that is also an input or another output
+    goes through an ``Identity``, since a graph output must be a value of its own."""
+    body = g.body()
+    state_in = [body.fresh(f"{s.input}_in") for s in states]
+    x_t = body.fresh("x_t")
+    result, new_states = step(body, x_t, state_in)
+    carried = [body.op1("Identity", [n], f"{s.output}_carry") if n in state_in else n
+               for n, s in zip(new_states, states, strict=True)]
+    if result in (x_t, *state_in, *carried):
+        result = body.op1("Identity", [result], f"{out}_t")
+    traces = [body.op1("Identity", [n], f"{s.trace}_t") for n, s in zip(carried, states, strict=True)]
+    return helper.make_graph(
+        body.nodes, f"{name}_body",
+        inputs=[*(_info(n, elem, s.dims) for n, s in zip(state_in, states, strict=True)), _info(x_t, elem, x_dims)],
+        outputs=[*(_info(n, elem, s.dims) for n, s in zip(carried, states, strict=True)), _info(result, elem, out_dims),
+                 *(_info(n, elem, s.dims) for n, s in zip(traces, states, strict=True))],
+    )
+
+
 def sequence_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, out_dims: Dims,
                    states: Sequence[StateIO], elem: int, opset: int, metadata: dict[str, str],
                    out_shape_of_state: int | None) -> onnx.ModelProto:
-    """A ``Loop`` over a dynamic number of steps: ``(x[time, ...], *states) -> (out[time, ...],
+    """A ``Scan`` over a dynamic number of steps: ``(x[time, ...], *states) -> (out[time, ...],
     *final states, *traces[time, ...])``.
 
-    ``Loop`` rather than ``Scan``: onnxruntime's ``Scan`` fails on ``time == 0``. With zero
-    iterations the stacked outputs come back empty but mis-shaped, so they are reshaped to
-    ``[time, *shape]``, ``shape`` that of a state (``out_shape_of_state`` names the state whose
-    shape the output has; ``None`` leaves the output as the loop returns it).
+    ``Scan`` slices ``x`` in place and writes every step's outputs straight into the stacked
+    results, so a step costs only its own nodes (a ``Loop`` gathers ``x[t]`` into a copy and
+    concatenates its results at the end, several times slower). onnxruntime's ``Scan`` fails on
+    ``time == 0``, so it sits in the ``else`` branch of an ``If (time == 0)`` whose ``then``
+    branch returns the states unchanged and empty ``[0, ...]`` results: the output shaped like the
+    state ``out_shape_of_state`` names, or, when it is like no state (``None``), like the output
+    of the same ``Scan`` run for one step on zeros.
     """
     g.reserve("x", out, *(s.input for s in states), *(s.output for s in states), *(s.trace for s in states))
-    body = g.body()
-    t, cond = body.fresh("t"), body.fresh("cond")
-    state_in = [body.fresh(f"{s.input}_in") for s in states]
-    x_t = body.op1("Gather", ["x", t], "x_t", axis=0)
-    result, new_states = step(body, x_t, state_in)
-    body_outputs = [body.op1("Identity", [cond], "cond_next")]
-    body_outputs += [body.op1("Identity", [n], f"{s.output}_carry") for n, s in zip(new_states, states, strict=True)]
-    body_outputs.append(body.op1("Identity", [result], f"{out}_t"))
-    body_outputs += [body.op1("Identity", [n], f"{s.trace}_t") for n, s in zip(new_states, states, strict=True)]
-    body_graph = helper.make_graph(
-        body.nodes, f"{name}_body",
-        inputs=[helper.make_tensor_value_info(t, TensorProto.INT64, []),
-                helper.make_tensor_value_info(cond, TensorProto.BOOL, []),
-                *(_info(n, elem, s.dims) for n, s in zip(state_in, states, strict=True))],
-        outputs=[helper.make_tensor_value_info(body_outputs[0], TensorProto.BOOL, []),
-                 *(_info(n, elem, s.dims) for n, s in zip(body_outputs[1:1 + len(states)], states, strict=True)),
-                 _info(body_outputs[1 + len(states)], elem, out_dims),
-                 *(_info(n, elem, s.dims) for n, s in zip(body_outputs[2 + len(states):], states, strict=True))],
-    )
-    time_1d = g.op1("Shape", ["x"], "time_1d", start=0, end=1)
-    trip = g.op1("Squeeze", [time_1d], "trip_count")
-    stacked = [g.fresh(f"{out}_stacked"), *(g.fresh(f"{s.trace}_stacked") for s in states)]
-    g.nodes.append(helper.make_node("Loop", [trip, "", *(s.input for s in states)],
-                                    [*(s.output for s in states), *stacked], body=body_graph,
-                                    name=g.fresh("time_loop")))
+    body = _scan_body(name, g, step, x_dims, out, out_dims, states, elem)
 
-    def finish(stacked_name: str, public: str, state: StateIO | None) -> None:
-        if state is None:
-            g.output("Identity", [stacked_name], public)
-            return
-        shape = g.op1("Concat", [time_1d, g.op1("Shape", [state.input], f"{state.input}_shape")],
-                     f"{public}_shape", axis=0)
-        g.output("Reshape", [stacked_name, shape], public)
+    def scan(branch: Graph, x: str) -> list[str]:
+        """``Scan`` over ``x`` from the graph's states: ``[out, *final states, *traces]``."""
+        final = [branch.fresh(f"{s.output}_final") for s in states]
+        stacked = [branch.fresh(f"{out}_stacked"), *(branch.fresh(f"{s.trace}_stacked") for s in states)]
+        branch.nodes.append(helper.make_node("Scan", [*(s.input for s in states), x], [*final, *stacked], body=body,
+                                             num_scan_inputs=1, name=branch.fresh("time_scan")))
+        return [stacked[0], *final, *stacked[1:]]
 
-    finish(stacked[0], out, None if out_shape_of_state is None else states[out_shape_of_state])
-    for name_stacked, s in zip(stacked[1:], states, strict=True):
-        finish(name_stacked, s.trace, s)
+    def steps_of(branch: Graph, count: int, step_shape: str, hint: str) -> str:
+        """Zeros ``[count, *step_shape]``."""
+        shape = branch.op1("Concat", [g.const(f"{hint}_steps", np.array([count], np.int64)), step_shape],
+                           f"{hint}_shape", axis=0)
+        return branch.op1("ConstantOfShape", [shape], f"{hint}_zeros",
+                          value=numpy_helper.from_array(np.zeros(1, helper.tensor_dtype_to_np_dtype(elem))))
+
+    no_steps = g.body()
+    if out_shape_of_state is None:
+        x_step = no_steps.op1("Shape", ["x"], "x_step_shape", start=1)
+        probe = scan(no_steps, steps_of(no_steps, 1, x_step, "x_probe"))[0]
+        out_step = no_steps.op1("Shape", [probe], f"{out}_step_shape", start=1)
+    else:
+        out_step = no_steps.op1("Shape", [states[out_shape_of_state].input], f"{out}_step_shape")
+    no_steps_results = [steps_of(no_steps, 0, out_step, f"{out}_empty")]
+    no_steps_results += [no_steps.op1("Identity", [s.input], f"{s.output}_unchanged") for s in states]
+    no_steps_results += [steps_of(no_steps, 0, no_steps.op1("Shape", [s.input], f"{s.input}_shape"), s.trace)
+                         for s in states]
+    some_steps = g.body()
+    some_steps_results = scan(some_steps, "x")
+
+    time = g.op1("Squeeze", [g.op1("Shape", ["x"], "time_1d", start=0, end=1)], "time")
+    empty = g.op1("Equal", [time, g.const("zero_steps", np.array(0, np.int64))], "no_steps")
+    results = [out, *(s.output for s in states), *(s.trace for s in states)]
+    dims: list[Dims] = [["time", *out_dims], *(s.dims for s in states), *(["time", *s.dims] for s in states)]
+
+    def branch_graph(branch: Graph, branch_name: str, values: list[str]) -> onnx.GraphProto:
+        return helper.make_graph(branch.nodes, branch_name, inputs=[],
+                                 outputs=[_info(v, elem, d) for v, d in zip(values, dims, strict=True)])
+
+    g.nodes.append(helper.make_node("If", [empty], results, name=g.fresh("time_if"),
+                                    then_branch=branch_graph(no_steps, f"{name}_no_steps", no_steps_results),
+                                    else_branch=branch_graph(some_steps, f"{name}_steps", some_steps_results)))
     graph = helper.make_graph(
         g.nodes, name,
         inputs=[_info("x", elem, ["time", *x_dims]), *(_info(s.input, elem, s.dims) for s in states)],
-        outputs=[_info(out, elem, ["time", *out_dims]), *(_info(s.output, elem, s.dims) for s in states),
-                 *(_info(s.trace, elem, ["time", *s.dims]) for s in states)],
+        outputs=[_info(r, elem, d) for r, d in zip(results, dims, strict=True)],
         initializer=g.initializers,
     )
     return make_model(graph, opset, metadata)

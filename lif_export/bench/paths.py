@@ -1,0 +1,54 @@
+"""What a benchmark path is, what it runs on, and what a result row holds (shared by every bench module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class BenchResult:
+    """One row of ``lif-export bench``. Times in milliseconds for the whole workload."""
+
+    workload: str
+    path: str
+    threads: int
+    median_ms: float | None
+    min_ms: float | None
+    neuron_steps_per_s: float | None = None  # W1-W3
+    vs_native: float | None = None  # median / the native reference's median (W1, W2)
+    vs_baseline: float | None = None  # median / the workload's first path (W1-W3 naive eager, W4-W5 nn.Linear twin)
+    identical: bool | None = None  # same bits as the first path of its group (None: not compared)
+    note: str = ""
+    us_per_step: float | None = None  # W2, W4: latency of one time step
+    images_per_s: float | None = None  # W5: training throughput
+    peak_rss_mb: float | None = None  # the process's peak resident memory while this path ran
+    rss_growth_mb: float | None = None  # that peak minus the resident memory before the path ran
+    cpu_median_ms: float | None = None  # the process's CPU time (all threads), median of the rounds
+
+
+@dataclass
+class BenchPath:
+    """A way of running a workload. ``run`` returns what the equality check compares; ``group`` names
+    the paths compared bit for bit with each other (the group's first path is the reference;
+    ``None``: a timing reference whose arithmetic differs, not compared)."""
+
+    name: str
+    run: Callable[[], object]
+    group: str | None = "bits"
+    note: str = ""
+
+
+@dataclass
+class BenchContext:
+    """What the paths of one workload get: its size, its input, the exported models, the thread count."""
+
+    steps: int
+    shape: tuple[int, ...]  # one step's input shape
+    x: torch.Tensor  # [steps, *shape]
+    models: Path  # the default neuron, exported
+    threads: int
+    rounds: int

@@ -1,0 +1,171 @@
+/* The LIF kernels of lif_export.fast. Forward: the simulation of docs/semantics.md as one fused loop
+ * per time step, for lif_export.fast.simulate. Compiled on first use with -ffp-contract=off, so that
+ * beta*v + x stays a multiply then an add (two roundings, never a fused multiply-add),
+ * and called through ctypes (lif_export/fast/kernel.py).
+ *
+ * Every value is computed by the same operations as lif_export.functional.lif_sequence:
+ * u = (beta * v) + x, s = u > threshold as 1/0, the zero reset a select (bits copied: NaN
+ * payloads and signed zeros pass through), the subtract reset u - s * threshold.
+ * Elementwise only: no sum whose order could vary. When beta * v and x are both NaN,
+ * PyTorch's add (and onnxruntime's) returns x's payload (quieted); a C compiler may put the
+ * operands of + in either order, so that case is spelled out: x + x is x, quieted.
+ *
+ * Layout: x, spikes, u_trace, v_trace are [steps, n] contiguous; v is [n], updated in
+ * place. beta, threshold and v_reset point at one value each (per_neuron = 0) or at n
+ * values (per_neuron = 1). u_trace and v_trace may be NULL. */
+
+#include <string.h>
+
+enum { RESET_ZERO = 0, RESET_SUBTRACT = 1, RESET_NONE = 2 };
+
+/* One time step over the n neurons, u stored to ut when TRACE (the u trace's row). One function per
+ * (per_neuron, reset, trace) so that each is a single vectorised loop. */
+#define LIF_STEP(NAME, T, PER_NEURON, RESET, TRACE)                                                  \
+  static void NAME(const T* restrict xt, T* restrict v, T* restrict st, T* restrict ut, long n,      \
+                   const T* restrict beta, const T* restrict threshold, const T* restrict v_reset) { \
+    const T b0 = beta[0], th0 = threshold[0], vr0 = v_reset[0];                                      \
+    (void)ut;                                                                                        \
+    for (long i = 0; i < n; ++i) {                                                                   \
+      const T b = PER_NEURON ? beta[i] : b0;                                                         \
+      const T th = PER_NEURON ? threshold[i] : th0;                                                  \
+      const T bv = b * v[i];                                                                         \
+      const T xi = xt[i];                                                                            \
+      const T u = xi != xi ? xi + xi : bv + xi; /* NaN + NaN: x's payload */                         \
+      const int fired = u > th;                                                                      \
+      const T s = fired ? (T)1 : (T)0;                                                               \
+      st[i] = s;                                                                                     \
+      if (TRACE) ut[i] = u;                                                                          \
+      v[i] = RESET == RESET_ZERO ? (fired ? (PER_NEURON ? v_reset[i] : vr0) : u)                     \
+           : RESET == RESET_SUBTRACT ? u - s * th : u;                                               \
+    }                                                                                                \
+  }
+
+typedef enum { STEP_PER_NEURON = 1, STEP_TRACE = 2 } step_flags;
+
+#define LIF_STEPS(NAME, T, FLAGS)                                                                    \
+  LIF_STEP(NAME##_zero_##FLAGS, T, (FLAGS) & STEP_PER_NEURON, RESET_ZERO, (FLAGS) & STEP_TRACE)      \
+  LIF_STEP(NAME##_subtract_##FLAGS, T, (FLAGS) & STEP_PER_NEURON, RESET_SUBTRACT, (FLAGS) & STEP_TRACE) \
+  LIF_STEP(NAME##_none_##FLAGS, T, (FLAGS) & STEP_PER_NEURON, RESET_NONE, (FLAGS) & STEP_TRACE)
+
+#define LIF_SIMULATE(NAME, T)                                                                        \
+  LIF_STEPS(NAME, T, 0)                                                                              \
+  LIF_STEPS(NAME, T, 1)                                                                              \
+  LIF_STEPS(NAME, T, 2)                                                                              \
+  LIF_STEPS(NAME, T, 3)                                                                              \
+  void NAME(const T* x, T* v, T* spikes, T* u_trace, T* v_trace, long steps, long n, const T* beta,  \
+            const T* threshold, const T* v_reset, int per_neuron, int reset) {                       \
+    typedef void (*step_fn)(const T*, T*, T*, T*, long, const T*, const T*, const T*);               \
+    static const step_fn steps_by[4][3] = {                                                          \
+        {NAME##_zero_0, NAME##_subtract_0, NAME##_none_0}, {NAME##_zero_1, NAME##_subtract_1, NAME##_none_1}, \
+        {NAME##_zero_2, NAME##_subtract_2, NAME##_none_2}, {NAME##_zero_3, NAME##_subtract_3, NAME##_none_3}}; \
+    const step_fn step = steps_by[(per_neuron ? STEP_PER_NEURON : 0) | (u_trace ? STEP_TRACE : 0)][reset]; \
+    for (long t = 0; t < steps; ++t) {                                                               \
+      step(x + t * n, v, spikes + t * n, u_trace ? u_trace + t * n : (T*)0, n, beta, threshold,      \
+           v_reset);                                                                                 \
+      if (v_trace) memcpy(v_trace + t * n, v, (size_t)n * sizeof(T));                                \
+    }                                                                                                \
+  }
+
+LIF_SIMULATE(lif_simulate_f32, float)
+LIF_SIMULATE(lif_simulate_f64, double)
+
+/* The backward pass through time of lif_export.fast.bptt, step by step from the last: what autograd
+ * computes for lif_export.functional.lif_sequence, operation for operation (see bptt.py), so the
+ * gradients are the same bits. Surrogates made of IEEE arithmetic only (the sigmoid needs PyTorch's
+ * exp, so it stays in PyTorch). Where both operands of an add can be NaN, the payload PyTorch's
+ * kernel returns is chosen explicitly, as in the forward; a multiply by a value that cannot be NaN
+ * needs nothing.
+ *
+ * Inputs: u_trace [steps, n]; grad_spikes [steps, n] or NULL (spikes unused); grad_v [n] or NULL;
+ * beta, threshold, v_reset [n] each (expanded by the caller); slope, k = pi/2 * slope and
+ * half = slope / 2 rounded to T; scratch [n]. Outputs: grad_x [steps, n] (the gradient of every
+ * step's u); optional (NULL: not wanted): spike_part [steps, n] (the surrogate's part of grad u,
+ * for the threshold), reset_part [steps, n] (-(grad of v_t) * s_t, the subtract reset's threshold
+ * term; row steps-1 only with grad_v), beta_part [steps, n] (grad u_t * v_(t-1) for t >= 1, the
+ * beta term; row 0 is left to the caller, v_(-1) being the initial state). */
+
+enum { SG_FAST_SIGMOID = 0, SG_ARCTAN = 1, SG_TRIANGLE = 2, SG_STRAIGHT_THROUGH = 3 };
+
+/* One row of grad_spikes * isfinite(z * g) * g with z = u - threshold and g = nan_to_num(surrogate(z))
+ * (isfinite(zg): zg - zg is exactly 0 for a finite zg). One function per surrogate. */
+#define LIF_SPIKE_ROW(NAME, T, FABS, TMAX, G)                                                         \
+  static void NAME(const T* restrict u, const T* restrict th, const T* restrict gs, T* restrict out,  \
+                   long n, T slope, T k, T half) {                                                    \
+    (void)slope; (void)k; (void)half;                                                                 \
+    for (long i = 0; i < n; ++i) {                                                                    \
+      const T z = u[i] - th[i];                                                                       \
+      T g = G;                                                                                        \
+      g = g != g ? (T)0 : g > TMAX ? TMAX : g < -TMAX ? -TMAX : g; /* nan_to_num(g, nan=0.0) */       \
+      const T zg = z * g;                                                                             \
+      out[i] = (gs[i] * (zg - zg == 0 ? (T)1 : (T)0)) * g;                                            \
+    }                                                                                                 \
+  }
+
+/* 1 / (slope*|z| + 1)**2 (PyTorch: |z| * slope, + 1, c * c, reciprocal, * 1) */
+#define G_FAST_SIGMOID(T, FABS) (((T)1 / ((FABS(z) * slope + (T)1) * (FABS(z) * slope + (T)1))) * (T)1)
+/* (slope/2) / (1 + (pi/2*slope*z)**2) (PyTorch: z * k, p * p, + 1, reciprocal, * slope/2) */
+#define G_ARCTAN(T) (((T)1 / ((z * k) * (z * k) + (T)1)) * half)
+/* slope * max(0, 1 - slope*|z|) (clamp_min keeps a NaN) */
+#define G_TRIANGLE(T, FABS) (((T)0 > (T)1 - FABS(z) * slope ? (T)0 : (T)1 - FABS(z) * slope) * slope)
+
+#define LIF_BPTT(NAME, T, FABS, TMAX)                                                                 \
+  LIF_SPIKE_ROW(NAME##_fast_sigmoid, T, FABS, TMAX, G_FAST_SIGMOID(T, FABS))                          \
+  LIF_SPIKE_ROW(NAME##_arctan, T, FABS, TMAX, G_ARCTAN(T))                                            \
+  LIF_SPIKE_ROW(NAME##_triangle, T, FABS, TMAX, G_TRIANGLE(T, FABS))                                  \
+  LIF_SPIKE_ROW(NAME##_straight_through, T, FABS, TMAX, slope)                                        \
+  void NAME(const T* u_trace, const T* grad_spikes, const T* grad_v, long steps, long n,              \
+            const T* restrict beta, const T* restrict th, const T* restrict vr, int reset,            \
+            int surrogate, T slope, T k, T half, T* grad_x, T* restrict gv, T* spike_part,            \
+            T* reset_part, T* beta_part) {                                                            \
+    void (*spike_row)(const T*, const T*, const T*, T*, long, T, T, T) =                              \
+        surrogate == SG_FAST_SIGMOID ? NAME##_fast_sigmoid : surrogate == SG_ARCTAN ? NAME##_arctan   \
+        : surrogate == SG_TRIANGLE ? NAME##_triangle : NAME##_straight_through;                       \
+    for (long t = steps - 1; t >= 0; --t) {                                                           \
+      const T* restrict u = u_trace + t * n;                                                          \
+      T* restrict gx = grad_x + t * n;                                                                \
+      /* the gradient of v_t: grad_v at the last step, else (grad u_(t+1)) * beta */                  \
+      const int has_gv = t < steps - 1 || grad_v;                                                     \
+      if (t < steps - 1) {                                                                            \
+        const T* restrict next = grad_x + (t + 1) * n;                                                \
+        for (long i = 0; i < n; ++i) gv[i] = next[i] * beta[i];                                       \
+      } else if (grad_v) {                                                                            \
+        for (long i = 0; i < n; ++i) gv[i] = grad_v[i];                                               \
+      }                                                                                               \
+      if (grad_spikes) {                                                                              \
+        spike_row(u, th, grad_spikes + t * n, gx, n, slope, k, half);                                 \
+        if (spike_part)                                                                               \
+          for (long i = 0; i < n; ++i) spike_part[t * n + i] = gx[i];                                 \
+      }                                                                                               \
+      if (has_gv) {                                                                                   \
+        const int zero = reset == RESET_ZERO;                                                         \
+        if (grad_spikes) {                                                                            \
+          for (long i = 0; i < n; ++i) {                                                              \
+            const T from_state = zero && u[i] > th[i] ? (T)0 : gv[i];                                 \
+            const T sp = gx[i];                                                                       \
+            gx[i] = sp != sp ? sp + sp : from_state + sp; /* both NaN: the second's payload */        \
+          }                                                                                           \
+        } else {                                                                                      \
+          for (long i = 0; i < n; ++i) gx[i] = zero && u[i] > th[i] ? (T)0 : gv[i];                   \
+        }                                                                                             \
+        if (reset_part) {                                /* (-grad v_t) * s_t */                      \
+          T* restrict rp = reset_part + t * n;                                                        \
+          for (long i = 0; i < n; ++i) rp[i] = (-gv[i]) * (u[i] > th[i] ? (T)1 : (T)0);               \
+        }                                                                                             \
+      } else if (!grad_spikes) {                                                                      \
+        for (long i = 0; i < n; ++i) gx[i] = 0;                                                       \
+      }                                                                                               \
+      if (beta_part && t > 0) {                          /* grad u_t * v_(t-1), v recomputed */       \
+        const T* restrict up = u_trace + (t - 1) * n;                                                 \
+        T* restrict bp = beta_part + t * n;                                                           \
+        for (long i = 0; i < n; ++i) {                                                                \
+          const int fp = up[i] > th[i];                                                               \
+          const T vp = reset == RESET_ZERO ? (fp ? vr[i] : up[i])                                     \
+                     : reset == RESET_SUBTRACT ? up[i] - (fp ? (T)1 : (T)0) * th[i] : up[i];          \
+          bp[i] = gx[i] != gx[i] ? gx[i] + gx[i] : gx[i] * vp;                                        \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+  }
+
+LIF_BPTT(lif_backward_f32, float, __builtin_fabsf, 3.40282346638528859812e+38f)
+LIF_BPTT(lif_backward_f64, double, __builtin_fabs, 1.79769313486231570815e+308)
