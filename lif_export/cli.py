@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 # TorchScript is what this tool ships; torch>=2.9 warns on every use of it.
 warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)
+# torch.export's pytree warns about its own LeafSpec while loading programs (torch 2.13).
+warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
 
 #: Upper bounds of the plot command (a figure has one panel per neuron).
 MAX_PLOT_STEPS = 100_000
