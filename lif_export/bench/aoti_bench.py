@@ -8,21 +8,17 @@ runner's own ``--bench`` loop (the state fed back in C++), any ``(runner, artifa
 
 from __future__ import annotations
 
-import statistics
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from ..backends.cpp_runners import cpp_build_dir
 from ..export import NeuronSpec, export
 from ..export.formats import aoti as aoti_format
 from ..export.formats import pt2 as pt2_format
-from .paths import BenchContext, BenchPath, BenchResult
+from .paths import BenchContext, BenchPath, BenchResult, cpp_rows
 
 #: The C++ rows of these formats: ``(runner, artifact)``.
-CPP_RUNS = [("lif_aoti_runner", "aoti_step")]
 
 
 def prepare(folder: Path) -> Path:
@@ -54,28 +50,6 @@ def w2_paths(ctx: BenchContext, models: Path) -> list[BenchPath]:
     ]
 
 
-def cpp_w2(ctx: BenchContext, models: Path, runs: list[tuple[str, str]] = CPP_RUNS) -> list[BenchResult]:
-    """Each ``runner --bench T --shape ...`` on ``models``: the median and minimum of ``ctx.rounds`` runs."""
-    rows = []
-    for runner, artifact in runs:
-        binary = cpp_build_dir() / runner
-        name = f"C++ {runner} ({artifact})"
-        if not binary.exists():
-            note = f"skipped: {binary} not built (scripts/build_cpp.sh)"
-            rows.append(BenchResult("W2", name, 1, None, None, note=note))
-            continue
-        per_step = []
-        for _ in range(ctx.rounds):
-            result = subprocess.run([str(binary), str(models), "--bench", str(ctx.steps), "--shape",
-                                     ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
-            line = next((ln for ln in result.stdout.splitlines() if ln.startswith(f"bench {artifact} ")), None)
-            if result.returncode != 0 or line is None:
-                break
-            per_step.append(float(line.rsplit(":", 1)[1].split()[0]))
-        if not per_step:
-            rows.append(BenchResult("W2", name, 1, None, None, note=f"skipped: {runner} failed"))
-            continue
-        rows.append(BenchResult("W2", name, 1, statistics.median(per_step) * ctx.steps / 1e3,
-                                min(per_step) * ctx.steps / 1e3,
-                                note="C++ timing; its bits are checked by the runner's golden-vector mode"))
-    return rows
+def cpp_w2(ctx: BenchContext, models: Path) -> list[BenchResult]:
+    """``lif_aoti_runner --bench`` on ``models``: the median and minimum of ``ctx.rounds`` runs."""
+    return cpp_rows(ctx, "lif_aoti_runner", models)

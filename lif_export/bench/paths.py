@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ..backends.cpp_runners import cpp_build_dir
 
 
 @dataclass
@@ -52,3 +56,26 @@ class BenchContext:
     models: Path  # the default neuron, exported
     threads: int
     rounds: int
+
+
+def cpp_rows(ctx: BenchContext, runner: str, models: Path) -> list[BenchResult]:
+    """W2 rows of a C++ runner's own timing (``runner MODELS --bench STEPS --shape ...``, the state fed
+    back in C++), ``ctx.rounds`` runs: one row per step artifact it times, or one row saying why not."""
+    binary = cpp_build_dir() / runner
+    if not binary.exists():
+        return [BenchResult("W2", f"C++ {runner}", 1, None, None,
+                            note=f"skipped: {binary} not built (scripts/build_cpp.sh)")]
+    per_step: dict[str, list[float]] = {}
+    for _ in range(ctx.rounds):
+        done = subprocess.run([str(binary), str(models), "--bench", str(ctx.steps), "--shape",
+                               ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            return [BenchResult("W2", f"C++ {runner}", 1, None, None,
+                                note=f"skipped: {runner} failed: {done.stderr.strip()[-200:]}")]
+        for line in done.stdout.splitlines():
+            if line.startswith("bench "):
+                per_step.setdefault(line.split()[1], []).append(float(line.rsplit(":", 1)[1].split()[0]))
+    return [BenchResult("W2", f"C++ {runner} ({artifact})", 1, statistics.median(us) * ctx.steps / 1e3,
+                        min(us) * ctx.steps / 1e3, us_per_step=statistics.median(us),
+                        note="C++ timing; its bits are checked by the runner's golden-vector mode")
+            for artifact, us in per_step.items()]

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ import torch
 
 from .. import __version__
 from ..backends.base import Context
-from ..backends.cpp_runners import cpp_build_dir
 from ..backends.onnxruntime import OrtArtifact
 from ..backends.ort_session import make_session
 from ..backends.ort_stream import OnnxStepStream
@@ -34,7 +32,7 @@ from ..modules import LIFCell, LIFSequence
 from .extras import extras
 from .native import load_native, run_native
 from .networks import cpp_w4, w4_paths, w5_paths
-from .paths import BenchContext, BenchPath, BenchResult
+from .paths import BenchContext, BenchPath, BenchResult, cpp_rows
 
 #: name -> (T, shape of one step). W4/W5: the digits network, T steps of one image / a batch of images.
 WORKLOADS: dict[str, tuple[int, tuple[int, ...]]] = {
@@ -266,31 +264,8 @@ PATHS: dict[str, Callable[[BenchContext], list[BenchPath]]] = {
 
 
 def _cpp_w2(ctx: BenchContext) -> list[BenchResult]:
-    """The C++ runners' own per-step timing (``--bench``), the state fed back in C++."""
-    rows = []
-    for runner, artifact in [("lif_ort_runner", "onnx_step"), ("lif_torch_runner", "torchscript_step"),
-                             ("lif_torch_runner", "torchscript_neuron")]:
-        binary = cpp_build_dir() / runner
-        name = f"C++ {runner} ({artifact})"
-        if not binary.exists():
-            note = f"skipped: {binary} not built (scripts/build_cpp.sh)"
-            rows.append(BenchResult("W2", name, 1, None, None, note=note))
-            continue
-        per_step = []
-        for _ in range(ctx.rounds):
-            result = subprocess.run([str(binary), str(ctx.models), "--bench", str(ctx.steps), "--shape",
-                                     ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
-            line = next((ln for ln in result.stdout.splitlines() if ln.startswith(f"bench {artifact} ")), None)
-            if result.returncode != 0 or line is None:
-                break
-            per_step.append(float(line.rsplit(":", 1)[1].split()[0]))
-        if not per_step:
-            rows.append(BenchResult("W2", name, 1, None, None, note=f"skipped: {runner} failed"))
-            continue
-        rows.append(BenchResult("W2", name, 1, statistics.median(per_step) * ctx.steps / 1e3,
-                                min(per_step) * ctx.steps / 1e3,
-                                note="C++ timing; its bits are checked by the runner's golden-vector mode"))
-    return rows
+    """The ONNX Runtime and libtorch C++ runners' own per-step timing of the step artifacts."""
+    return [row for runner in ("lif_ort_runner", "lif_torch_runner") for row in cpp_rows(ctx, runner, ctx.models)]
 
 
 class _Native:

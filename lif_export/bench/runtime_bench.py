@@ -18,7 +18,6 @@ import functools
 import importlib.util
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backends.cpp_runners import cpp_build_dir
 from ..export import export
 from ..export.manifest import load_manifest
-from .paths import BenchContext, BenchPath, BenchResult
+from .paths import BenchContext, BenchPath, BenchResult, cpp_rows
 
 #: runtime -> (import name, export format, install command)
 RUNTIMES = {
@@ -118,26 +116,10 @@ def cpp_w2(ctx: BenchContext) -> list[BenchResult]:
     """The C++ runners' own per-step timing (``--bench STEPS --shape 1,128``), one row per step artifact."""
     rows = []
     for runner, runtime in CPP_RUNNERS.items():
-        binary = cpp_build_dir() / runner
-        if not binary.exists() or not installed(runtime):
-            why = f"{binary} not built (scripts/build_cpp.sh)" if installed(runtime) else RUNTIMES[runtime][2]
-            rows.append(BenchResult("W2", f"C++ {runner}", 1, None, None, note=f"skipped: {why}"))
-            continue
-        per_step: dict[str, list[float]] = {}
-        for _ in range(ctx.rounds):
-            done = subprocess.run([str(binary), str(runtime_models(runtime)), "--bench", str(ctx.steps), "--shape",
-                                   ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                rows.append(BenchResult("W2", f"C++ {runner}", 1, None, None,
-                                        note=f"skipped: {runner} failed: {done.stderr.strip()[-200:]}"))
-                break
-            for line in done.stdout.splitlines():
-                if line.startswith("bench "):
-                    per_step.setdefault(line.split()[1], []).append(float(line.rsplit(":", 1)[1].split()[0]))
-        for artifact, us in per_step.items():
-            rows.append(BenchResult("W2", f"C++ {runner} ({artifact})", 1, statistics.median(us) * ctx.steps / 1e3,
-                                    min(us) * ctx.steps / 1e3, us_per_step=statistics.median(us),
-                                    note="C++ timing; its bits are checked by the runner's golden-vector mode"))
+        if installed(runtime):
+            rows += cpp_rows(ctx, runner, runtime_models(runtime))
+        else:
+            rows.append(BenchResult("W2", f"C++ {runner}", 1, None, None, note=f"skipped: {RUNTIMES[runtime][2]}"))
     return rows
 
 
