@@ -12,6 +12,7 @@ from torch import nn
 from lif_export import LIFCell, LIFSequence
 from lif_export.export import export_network
 from lif_export.export.formats import FORMATS
+from lif_export.export.formats import c as c_format
 from lif_export.export.formats import onnx as onnx_format
 from lif_export.network import (
     AdaptiveLIFLayer,
@@ -49,9 +50,12 @@ def test_lower_layers_never_import_the_exporter(path):
     assert not upward, f"{path.relative_to(PACKAGE.parent)} imports {upward}"
 
 
-def test_every_layer_type_has_an_onnx_emitter():
+@pytest.mark.parametrize("registry", [onnx_format.EMITTERS, c_format.EMITTERS], ids=["onnx", "c"])
+def test_every_layer_type_has_an_emitter_in_every_layer_by_layer_format(registry):
     for layer_type in LAYER_TYPES:
-        assert onnx_format.layer_emitter(layer_type.__new__(layer_type)) is not None
+        assert registry.emitter_for(layer_type.__new__(layer_type)) is not None
+    with pytest.raises(TypeError, match=f"cannot export Linear to {registry.target}: only"):
+        registry.emitter_for(nn.Linear(2, 2))
 
 
 def test_formats_are_plugins_with_one_entry_point():

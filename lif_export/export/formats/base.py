@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 
+from ...errors import InvalidTypeError
 from ..manifest import EMBEDDED_KEY, ArtifactEntry, StateEntry, TensorEntry
 from ..model import ExportModel
 
@@ -76,3 +77,35 @@ def embedded_manifest(entry: ArtifactEntry) -> str:
 
 def embedded_metadata(entry: ArtifactEntry) -> dict[str, str]:
     return {EMBEDDED_KEY: embedded_manifest(entry)}
+
+
+Emitter = TypeVar("Emitter", bound=Callable[..., Any])
+
+
+class LayerRegistry(dict[type, Emitter], Generic[Emitter]):
+    """A format's ``{layer type -> emitter}``, filled with the :meth:`register` decorator.
+
+    :meth:`emitter_for` finds a layer's emitter by its type or nearest registered base class, and
+    refuses any other layer with one error naming the layer, the format and what it can express.
+    """
+
+    def __init__(self, target: str, why: str = "") -> None:
+        super().__init__()
+        self.target = target  # "ONNX", "C", "NIR": for the refusal
+        self.why = why  # why other layers are refused, appended to it
+
+    def register(self, *types: type) -> Callable[[Emitter], Emitter]:
+        def decorate(fn: Emitter) -> Emitter:
+            for t in types:
+                self[t] = fn
+            return fn
+
+        return decorate
+
+    def emitter_for(self, layer: object) -> Emitter:
+        for cls in type(layer).__mro__:
+            if cls in self:
+                return self[cls]
+        names = ", ".join(sorted({t.__name__ for t in self}))
+        raise InvalidTypeError(f"cannot export {type(layer).__name__} to {self.target}: only {names} are exported"
+                               + (f" ({self.why})" if self.why else ""))

@@ -70,7 +70,7 @@ from ...network import (
 from ...network.exact import GRID_BITS, INPUT_BOUND
 from ..manifest import EMBEDDED_KEY, ArtifactEntry
 from ..model import ExportModel
-from .base import Artifact, ExportOptions, embedded_manifest, model_io
+from .base import Artifact, ExportOptions, LayerRegistry, embedded_manifest, model_io
 
 #: Library names when ``ExportOptions.c_name`` is not given.
 DEFAULT_NAMES = {"neuron": "lif", "network": "net"}
@@ -151,27 +151,8 @@ class LayerCode:
 LayerEmitter = Callable[[LayerContext, Any], LayerCode]
 
 #: Layer type -> the function that writes its C.
-EMITTERS: dict[type, LayerEmitter] = {}
-
-
-def emitter(*types: type) -> Callable[[LayerEmitter], LayerEmitter]:
-    def register(fn: LayerEmitter) -> LayerEmitter:
-        for t in types:
-            EMITTERS[t] = fn
-        return fn
-
-    return register
-
-
-def layer_emitter(layer: nn.Module) -> LayerEmitter:
-    """The emitter of a layer's type (or of its nearest registered base class)."""
-    for cls in type(layer).__mro__:
-        if cls in EMITTERS:
-            return EMITTERS[cls]
-    raise InvalidTypeError(
-        f"cannot export {type(layer).__name__} to C: only "
-        f"{', '.join(sorted({t.__name__ for t in EMITTERS}))} are exported bit-identically"
-    )
+EMITTERS: LayerRegistry[LayerEmitter] = LayerRegistry("C", "bit-identically")
+emitter = EMITTERS.register
 
 
 # -- C text helpers ---------------------------------------------------------------------------------
@@ -608,7 +589,7 @@ def step_code(model: ExportModel, name: str, ct: CType) -> tuple[list[str], list
     for i, (layer, indices) in enumerate(model.layers):
         variables = list(getattr(layer, "state_names", None) or [model.states[k].input for k in indices])
         ctx = LayerContext(name, f"{name}_l{i}", ct, act, variables)
-        code = layer_emitter(layer)(ctx, layer)
+        code = EMITTERS.emitter_for(layer)(ctx, layer)
         planned.append((code, ctx, [fields[k] for k in indices]))
         act = code.output
     out_shape = tuple(model.out_dims[1:])

@@ -49,7 +49,7 @@ from ...network import (
     SynapticLIFLayer,
 )
 from ..model import ExportModel
-from .base import Artifact, ExportOptions, model_io
+from .base import Artifact, ExportOptions, LayerRegistry, model_io
 
 #: The time step (seconds) of ``--format nir`` artifacts; :func:`lif_export.nir.to_nir` takes any.
 DEFAULT_DT = 1e-3
@@ -191,16 +191,8 @@ class NodeContext:
 NodeWriter = Callable[[Any, NodeContext], list[tuple[str, Any]]]
 
 #: Layer type -> its writer.
-NODES: dict[type, NodeWriter] = {}
-
-
-def node(*types: type) -> Callable[[NodeWriter], NodeWriter]:
-    def register(fn: NodeWriter) -> NodeWriter:
-        for t in types:
-            NODES[t] = fn
-        return fn
-
-    return register
+NODES: LayerRegistry[NodeWriter] = LayerRegistry("NIR", "lif_export has no pooling layer NIR could express")
+node = NODES.register
 
 
 def _sample(values: np.ndarray) -> str:
@@ -358,15 +350,6 @@ def write_maxpool(layer: Any, ctx: NodeContext) -> list[tuple[str, Any]]:
     return _refuse(layer, ctx, "NIR has no max pooling node (only SumPool2d and AvgPool2d)")
 
 
-def node_writer(layer: nn.Module) -> NodeWriter:
-    """The writer of a layer's type (or of its nearest registered base class)."""
-    for cls in type(layer).__mro__:
-        if cls in NODES:
-            return NODES[cls]
-    raise InvalidValueError(f"cannot write {type(layer).__name__} as NIR: lif_export writes "
-                     f"{sorted(t.__name__ for t in NODES)} (lif_export has no pooling layer NIR could express)")
-
-
 # -- the graph -----------------------------------------------------------------------------------------
 
 def _concrete(dims: list, what: str) -> tuple[int, ...]:
@@ -403,7 +386,7 @@ def graph(model: ExportModel, rule: Discretisation) -> Any:
             written = [(suffix, copy.deepcopy(n)) for suffix, n in source.nodes]
         else:
             ctx = NodeContext(nir, rule, dtype, name, in_shape, out_shape)
-            written = node_writer(layer)(layer, ctx)
+            written = NODES.emitter_for(layer)(layer, ctx)
         for suffix, n in written:
             nodes[name + suffix] = n
             chain.append(name + suffix)

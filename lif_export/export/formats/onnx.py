@@ -39,7 +39,7 @@ from ...network import (
 from ..manifest import ArtifactEntry
 from ..model import ExportModel, as_model
 from ..spec import NeuronSpec
-from .base import DEFAULT_OPSET, Artifact, ExportOptions, embedded_metadata, model_io
+from .base import DEFAULT_OPSET, Artifact, ExportOptions, LayerRegistry, embedded_metadata, model_io
 from .onnx_builder import (
     ONNX_DTYPES,
     Graph,
@@ -59,16 +59,10 @@ MIN_OPSET = 17
 LayerEmitter = Callable[[Graph, Any, str, list[str], str, str], tuple[str, list[str]]]
 
 #: Layer type -> its emitter. Only layers whose arithmetic is the same on every backend are here.
-EMITTERS: dict[type, LayerEmitter] = {}
-
-
-def emitter(*types: type) -> Callable[[LayerEmitter], LayerEmitter]:
-    def register(fn: LayerEmitter) -> LayerEmitter:
-        for t in types:
-            EMITTERS[t] = fn
-        return fn
-
-    return register
+EMITTERS: LayerRegistry[LayerEmitter] = LayerRegistry(
+    "ONNX", "bit-identically: an ordinary Linear's or Conv2d's sum order differs between backends; "
+    "lif_export.network.to_exact converts them")
+emitter = EMITTERS.register
 
 
 def param(g: Graph, layer: Any, name: str, dtype: str, hint: str, value: torch.Tensor | None = None) -> str:
@@ -242,23 +236,11 @@ def emit_maxpool(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hi
     return g.op1("MaxPool", [x], f"{hint}maxpool", kernel_shape=k, strides=stride), []
 
 
-def layer_emitter(layer: nn.Module) -> LayerEmitter:
-    """The emitter of a layer's type (or of its nearest registered base class)."""
-    for cls in type(layer).__mro__:
-        if cls in EMITTERS:
-            return EMITTERS[cls]
-    raise InvalidTypeError(
-        f"cannot export {type(layer).__name__}: only ExactLinear, ExactConv2d, Flatten(start_dim=1), MaxPool2d "
-        "(no padding/dilation), Dropout (eval), Identity and the neuron layers are exported bit-identically (an "
-        "ordinary Linear's or Conv2d's sum order differs between backends)"
-    )
-
-
 # -- graphs ------------------------------------------------------------------------------------------
 
 def step_function(model: ExportModel) -> StepFn:
     """The model's step as ONNX nodes: each layer through its emitter, the states threaded through."""
-    emitters = [layer_emitter(layer) for layer, _ in model.layers]  # refuses unexportable layers first
+    emitters = [EMITTERS.emitter_for(layer) for layer, _ in model.layers]  # refuses unexportable layers first
     single = len(model.layers) == 1
 
     def step(g: Graph, x: str, states: list[str]) -> tuple[str, list[str]]:
