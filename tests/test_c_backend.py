@@ -384,6 +384,26 @@ def test_digits_sized_network_fits_a_cortex_m4():
     assert size["flash"] < 96 * 1024 and size["stack"] < 4096
 
 
+def test_trained_digits_network_predicts_identically_on_the_cortex_m4f():
+    """The digits example's network, trained, as a float32 C library on the emulated Cortex-M4F: its readout
+    on held-out test images is eager PyTorch's bit for bit, so its predictions are identical."""
+    if CORTEX_M.missing():
+        pytest.skip(CORTEX_M.missing())
+    from lif_export.examples.digits import encode, load_data, predictions_from_output, train
+
+    data = load_data(0)
+    net, _ = train(data, epochs=2, steps=12, seed=0, progress=False)
+    images = 16  # the firmware holds the inputs, the readouts and every state's trace as const arrays
+    x = encode(data.x_test[:images], 12).numpy()
+    model = NetworkModel(net, (64,))
+    states = {s.input: np.zeros(model.state_shape(s, images), np.float32) for s in model.states}
+    lib = HarnessLibrary.of_model(model, "digits", {"test_images": (x, states)})
+    result = run_target(CORTEX_M, [lib])
+    assert result.passed and "ok   " in result.output, result.output
+    predicted = predictions_from_output(model.reference(x, states)["out"])
+    assert (predicted == data.y_test[:images].numpy()).mean() > 0.5  # it learned (2 epochs), and C agrees
+
+
 # -- speed -------------------------------------------------------------------------------------------
 
 @needs_cc
