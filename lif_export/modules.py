@@ -20,8 +20,14 @@ from . import validation
 from .errors import InvalidTypeError
 from .fast.dispatch import fast_sequence
 from .fast.simulate import simulate_script
-from .functional import clamp_learned, lif_sequence, lif_step
-from .parameters import MIN_LEARNED_THRESHOLD, check_loaded, register_lif_parameters, surrogate_options
+from .functional import lif_sequence, lif_step
+from .parameters import (
+    MIN_LEARNED_THRESHOLD,
+    LIFParameterAttributes,
+    check_loaded,
+    register_lif_parameters,
+    surrogate_options,
+)
 
 __all__ = ["MIN_LEARNED_THRESHOLD", "LIFCell", "LIFNeuron", "LIFParameters", "LIFSequence"]
 
@@ -29,7 +35,7 @@ __all__ = ["MIN_LEARNED_THRESHOLD", "LIFCell", "LIFNeuron", "LIFParameters", "LI
 _LEGACY_POSITIONAL = ("threshold", "beta", "v_reset", "reset")
 
 
-class LIFParameters(nn.Module):
+class LIFParameters(LIFParameterAttributes, nn.Module):
     r"""Neuron parameters shared by every LIF module (``docs/semantics.md``).
 
     The dynamics of one time step are
@@ -64,17 +70,6 @@ class LIFParameters(nn.Module):
     __constants__ = [
         "reset", "surrogate", "surrogate_slope", "learn_beta", "learn_threshold", "min_threshold"
     ]
-    # Declared for type checkers; set by register_lif_parameters.
-    beta: Tensor
-    threshold: Tensor
-    v_reset: Tensor
-    reset: str
-    surrogate: str
-    surrogate_slope: float
-    learn_beta: bool
-    learn_threshold: bool
-    min_threshold: float
-
     def __init__(
         self,
         *args: object,
@@ -97,12 +92,6 @@ class LIFParameters(nn.Module):
         register_lif_parameters(self, given["beta"], given["threshold"], given["v_reset"], given["reset"],
                                 learn_beta, learn_threshold, surrogate["surrogate"], surrogate["surrogate_slope"],
                                 dtype)
-
-    def neuron_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
-        """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
-        beta, threshold = clamp_learned(self.beta, self.threshold, self.learn_beta, self.learn_threshold,
-                                        self.min_threshold)
-        return beta, threshold, self.v_reset
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         check_loaded(self, state_dict, prefix)

@@ -7,7 +7,6 @@ of ``docs/semantics.md`` when it is registered and again when a ``state_dict`` i
 module never holds a value the semantics do not define.
 """
 
-from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from torch import Tensor, nn
 
 from . import validation
 from .errors import InvalidTypeError, InvalidValueError
+from .functional import clamp_learned
 from .surrogate import DEFAULT_SURROGATE
 
 #: Lower bound a learned threshold is clamped to in forward (the semantics need threshold > 0).
@@ -32,6 +32,27 @@ CHECKS: dict[str, Callable[[Tensor], None]] = {
     "rho": lambda t: validation.check_unit_interval("rho", t),
     "b": validation.check_adaptation,
 }
+
+
+class LIFParameterAttributes:
+    """What every LIF-type module (``LIFCell``, ``LIFLayer``, ...) has once :func:`register_lif_parameters`
+    ran (declared here for type checkers), and how its forward reads the parameters."""
+
+    beta: Tensor
+    threshold: Tensor
+    v_reset: Tensor
+    reset: str
+    surrogate: str
+    surrogate_slope: float
+    learn_beta: bool
+    learn_threshold: bool
+    min_threshold: float
+
+    def neuron_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
+        beta, threshold = clamp_learned(self.beta, self.threshold, self.learn_beta, self.learn_threshold,
+                                        self.min_threshold)
+        return beta, threshold, self.v_reset
 
 
 def register_parameter(module: Any, name: str, value: validation.ParamLike, dtype: torch.dtype | None,

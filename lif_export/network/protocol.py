@@ -18,8 +18,13 @@ from torch import Tensor, nn
 
 from .. import validation
 from ..errors import InvalidTypeError, InvalidValueError
-from ..functional import clamp_learned
-from ..parameters import check_loaded, register_lif_parameters, register_parameter, surrogate_options
+from ..parameters import (
+    LIFParameterAttributes,
+    check_loaded,
+    register_lif_parameters,
+    register_parameter,
+    surrogate_options,
+)
 from ..surrogate import surrogate_term
 
 
@@ -63,24 +68,13 @@ class StatefulLayer(nn.Module):
         return f"size={shape}, state={self.state_names}"
 
 
-class SpikingLayer(StatefulLayer):
+class SpikingLayer(LIFParameterAttributes, StatefulLayer):
     """Base of the LIF-type layers: ``beta``, ``threshold``, ``v_reset``, ``reset`` and a surrogate,
     registered exactly as :class:`~lif_export.modules.LIFCell` registers them (so ``beta`` and
     ``threshold`` can be learned here too: ``learn_beta=True``, ``learn_threshold=True``)."""
 
     __constants__ = [*StatefulLayer.__constants__, "reset", "surrogate", "surrogate_slope", "learn_beta",
                      "learn_threshold", "min_threshold"]
-    # Declared for type checkers; set by register_lif_parameters.
-    beta: Tensor
-    threshold: Tensor
-    v_reset: Tensor
-    reset: str
-    surrogate: str
-    surrogate_slope: float
-    learn_beta: bool
-    learn_threshold: bool
-    min_threshold: float
-
     def __init__(self, size: int | tuple[int, ...], state_names: list[str], beta: validation.ParamLike,
                  threshold: validation.ParamLike, v_reset: validation.ParamLike, reset: str, learn_beta: bool,
                  learn_threshold: bool, dtype: torch.dtype | None, options: dict) -> None:
@@ -90,12 +84,6 @@ class SpikingLayer(StatefulLayer):
             raise InvalidTypeError(f"{type(self).__name__} got unexpected keyword arguments {sorted(options)}")
         register_lif_parameters(self, beta, threshold, v_reset, reset, learn_beta, learn_threshold,
                                 surrogate["surrogate"], surrogate["surrogate_slope"], dtype, self.shape)
-
-    def neuron_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
-        """``(beta, threshold, v_reset)`` as used in forward (learned ones clamped)."""
-        beta, threshold = clamp_learned(self.beta, self.threshold, self.learn_beta, self.learn_threshold,
-                                        self.min_threshold)
-        return beta, threshold, self.v_reset
 
     def with_surrogate(self, spike: Tensor, u: Tensor, threshold: Tensor) -> Tensor:
         """The hard spike, plus the surrogate term (exactly +0.0) when a gradient is needed."""
