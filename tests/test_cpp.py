@@ -210,6 +210,14 @@ def test_runner_passes_float64_per_neuron_subtract(runners, float64_models, name
 
 
 @pytest.mark.parametrize("name", RUNNERS)
+def test_bench_sizes_each_state_from_the_manifest(runners, network_models, name):
+    """``--shape`` is the input's shape: a network's states ([2, 16], [2, 12], ...) get their own sizes."""
+    result = run(runners[name], str(network_models), "--bench", "20", "--shape", "2,8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^bench \S+_step \[2,8\] 20 steps: [0-9.]+ us/step", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.parametrize("name", RUNNERS)
 def test_corrupted_expected_output_fails(runners, exported, tmp_path, name):
     models = tmp_path / "models"
     shutil.copytree(exported, models)

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -176,6 +177,20 @@ class ShapeMatcher {
       if (it != bound_.end()) s += "=" + std::to_string(it->second.first) + " (from '" + it->second.second + "')";
     }
     return s + "]";
+  }
+  // The manifest shape with each named dim replaced by its bound size; empty if a name is still unbound.
+  std::optional<std::vector<int64_t>> resolve(const std::vector<Dim>& dims) const {
+    std::vector<int64_t> shape;
+    for (const Dim& d : dims) {
+      if (!d.named()) {
+        shape.push_back(d.size);
+        continue;
+      }
+      auto it = bound_.find(d.name);
+      if (it == bound_.end()) return std::nullopt;
+      shape.push_back(it->second.first);
+    }
+    return shape;
   }
 
  private:
@@ -362,16 +377,23 @@ inline Result drive(const Artifact& artifact, const GoldenCase& c, const CallFn&
 }
 
 // Times `steps` calls of a step artifact on a fixed input, the state fed back: microseconds per step.
+// `shape` is the shape of the non-state inputs; each state takes the sizes they bind ("batch") and the
+// manifest's fixed sizes (a network's hidden layers differ from its input).
 inline double bench_steps(const Artifact& artifact, const CallFn& call, int64_t steps, const std::vector<int64_t>& shape) {
+  ShapeMatcher matcher;
+  for (const TensorSpec& in : artifact.inputs)
+    if (!artifact.state_of_input(in.name) && !matcher.match(in.shape, shape, in.name))
+      throw InputError("shape mismatch: --shape " + shape_str(shape) + " does not fit '" + in.name + "' of artifact '" +
+                       artifact.name + "', " + dims_str(in.shape));
   std::vector<Array> data;
   std::vector<const Array*> feed;
   data.reserve(artifact.inputs.size());
   for (const TensorSpec& in : artifact.inputs) {
-    ShapeMatcher matcher;
-    if (!matcher.match(in.shape, shape, in.name))
-      throw InputError("shape mismatch: --shape " + shape_str(shape) + " does not fit '" + in.name + "' of artifact '" +
-                       artifact.name + "', " + dims_str(in.shape));
-    data.push_back(Array::zeros(in.dtype, shape));
+    const std::optional<std::vector<int64_t>> in_shape = matcher.resolve(in.shape);
+    if (!in_shape)
+      throw InputError("state '" + in.name + "' of artifact '" + artifact.name + "' has shape " + dims_str(in.shape) +
+                       ", whose named sizes --shape " + shape_str(shape) + " does not bind");
+    data.push_back(Array::zeros(in.dtype, *in_shape));
     const StateSpec* s = artifact.state_of_input(in.name);
     double fill = s ? s->initial_value : 0.3;  // a constant input that fires periodically
     Array& a = data.back();

@@ -8,13 +8,11 @@ ExecuTorch lowers): it checks the core paths quickly.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from .paths import BenchContext, BenchPath, BenchResult
+from .paths import BenchContext, BenchPath, BenchResult, scratch_dir
 
 #: Optional modules that are skipped with ``--small`` (their export takes many seconds).
 SLOW = ("AOTInductor", "ExecuTorch/OpenVINO")
@@ -70,7 +68,7 @@ def extras(workload: str, ctx: BenchContext, small: bool, first: bool) -> tuple[
     def aoti() -> tuple[list[BenchPath], list[BenchResult]]:
         from . import aoti_bench
 
-        models = aoti_bench.prepare(Path(tempfile.mkdtemp(prefix="lif-bench-aoti-")))
+        models = aoti_bench.prepare(scratch_dir("lif-bench-aoti-"))
         return aoti_bench.w2_paths(ctx, models), aoti_bench.cpp_w2(ctx, models) if first else []
 
     def runtimes() -> tuple[list[BenchPath], list[BenchResult]]:

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import statistics
-import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,12 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..backends.cpp_runners import cpp_build_dir
 from ..backends.ort_session import make_session
 from ..examples.digits import build_network, encode
 from ..export.manifest import find_artifact, load_manifest
 from ..network import ExactLinear, SpikingSequential
-from .paths import BenchContext, BenchPath, BenchResult
+from .paths import BenchContext, BenchPath, BenchResult, cpp_rows, scratch_dir
 
 FEATURES = (64,)
 
@@ -39,7 +35,7 @@ def exported_network(seed: int = 0) -> Path:
     """The digits network (``seed``'s initial weights) exported to ONNX once per process."""
     from ..export import export_network
 
-    out = Path(tempfile.mkdtemp(prefix="lif-bench-net-"))
+    out = scratch_dir("lif-bench-net-")
     export_network(digits_network(seed), FEATURES, out, formats=["onnx"])
     return out
 
@@ -127,21 +123,7 @@ def w4_paths(ctx: BenchContext) -> list[BenchPath]:
 
 def cpp_w4(ctx: BenchContext) -> list[BenchResult]:
     """The C++ onnxruntime runner's own per-step timing of the network's step graph (``--bench``)."""
-    binary = cpp_build_dir() / "lif_ort_runner"
-    name = "C++ lif_ort_runner (network_step)"
-    if not binary.exists():
-        return [BenchResult("W4", name, 1, None, None, note=f"skipped: {binary} not built (scripts/build_cpp.sh)")]
-    per_step = []
-    for _ in range(ctx.rounds):
-        result = subprocess.run([str(binary), str(exported_network()), "--bench", str(ctx.steps), "--shape",
-                                 ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
-        line = next((ln for ln in result.stdout.splitlines() if ln.startswith("bench onnx_step ")), None)
-        if result.returncode != 0 or line is None:
-            reason = (result.stderr.strip().splitlines() or ["no timing line"])[-1][:160]
-            return [BenchResult("W4", name, 1, None, None, note=f"skipped: the runner's --bench failed: {reason}")]
-        per_step.append(float(line.rsplit(":", 1)[1].split()[0]))
-    return [BenchResult("W4", name, 1, statistics.median(per_step) * ctx.steps / 1e3, min(per_step) * ctx.steps / 1e3,
-                        note="C++ timing (a constant input); bits checked by the runner's golden-vector mode")]
+    return cpp_rows(ctx, "lif_ort_runner", exported_network(), workload="W4")
 
 
 # -- W5 ------------------------------------------------------------------------------------------

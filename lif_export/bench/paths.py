@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import statistics
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,24 +61,31 @@ class BenchContext:
     rounds: int
 
 
-def cpp_rows(ctx: BenchContext, runner: str, models: Path) -> list[BenchResult]:
-    """W2 rows of a C++ runner's own timing (``runner MODELS --bench STEPS --shape ...``, the state fed
+def scratch_dir(prefix: str) -> Path:
+    """A temporary folder removed when the process exits (exports the bench times)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def cpp_rows(ctx: BenchContext, runner: str, models: Path, workload: str = "W2") -> list[BenchResult]:
+    """Rows of a C++ runner's own per-step timing (``runner MODELS --bench STEPS --shape ...``, the state fed
     back in C++), ``ctx.rounds`` runs: one row per step artifact it times, or one row saying why not."""
     binary = cpp_build_dir() / runner
     if not binary.exists():
-        return [BenchResult("W2", f"C++ {runner}", 1, None, None,
+        return [BenchResult(workload, f"C++ {runner}", 1, None, None,
                             note=f"skipped: {binary} not built (scripts/build_cpp.sh)")]
     per_step: dict[str, list[float]] = {}
     for _ in range(ctx.rounds):
         done = subprocess.run([str(binary), str(models), "--bench", str(ctx.steps), "--shape",
                                ",".join(map(str, ctx.shape))], capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            return [BenchResult("W2", f"C++ {runner}", 1, None, None,
+            return [BenchResult(workload, f"C++ {runner}", 1, None, None,
                                 note=f"skipped: {runner} failed: {done.stderr.strip()[-200:]}")]
         for line in done.stdout.splitlines():
             if line.startswith("bench "):
                 per_step.setdefault(line.split()[1], []).append(float(line.rsplit(":", 1)[1].split()[0]))
-    return [BenchResult("W2", f"C++ {runner} ({artifact})", 1, statistics.median(us) * ctx.steps / 1e3,
+    return [BenchResult(workload, f"C++ {runner} ({artifact})", 1, statistics.median(us) * ctx.steps / 1e3,
                         min(us) * ctx.steps / 1e3, us_per_step=statistics.median(us),
                         note="C++ timing; its bits are checked by the runner's golden-vector mode")
             for artifact, us in per_step.items()]

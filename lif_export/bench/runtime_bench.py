@@ -13,10 +13,8 @@ The artifacts are the default neuron's, exported once per process into a tempora
 
 from __future__ import annotations
 
-import atexit
 import functools
 import importlib.util
-import shutil
 import statistics
 import tempfile
 import time
@@ -27,7 +25,7 @@ import torch
 
 from ..export import export
 from ..export.manifest import load_manifest
-from .paths import BenchContext, BenchPath, BenchResult, cpp_rows
+from .paths import BenchContext, BenchPath, BenchResult, cpp_rows, scratch_dir
 
 #: runtime -> (import name, export format, install command)
 RUNTIMES = {
@@ -46,8 +44,7 @@ def installed(runtime: str) -> bool:
 def runtime_models(runtime: str) -> Path:
     """The default neuron exported once per process in ``runtime``'s format, in a folder of its own
     (a C++ runner reads the whole manifest)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"lif-bench-{runtime}-"))
-    atexit.register(shutil.rmtree, folder, True)
+    folder = scratch_dir(f"lif-bench-{runtime}-")
     export(out_dir=folder, formats=[RUNTIMES[runtime][1]])
     return folder
 
