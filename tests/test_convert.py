@@ -102,11 +102,11 @@ def test_to_exact_coarser_grid_and_refusals():
     assert torch.equal(exact.weight * 16, torch.round(exact.weight * 16))
     with pytest.raises(ValueError, match=r"grid_bits must be an integer from 0 to 12"):
         to_exact(layer, grid_bits=13)
-    with pytest.raises(ValueError, match=r"stride=\(2, 2\).*ExactConv2d is a stride-1"):
-        to_exact(nn.Sequential(nn.Conv2d(1, 1, 3, stride=2)), report=None)
+    with pytest.raises(ValueError, match=r"0: cannot make Conv2d.*groups=2.*ExactConv2d is a groups-1"):
+        to_exact(nn.Sequential(nn.Conv2d(2, 2, 3, stride=2, groups=2)), report=None)
     with torch.no_grad():
-        layer.weight[0, 0] = 40.0
-    with pytest.raises(ValueError, match=r"magnitude 40.*fixed bound 16.*no per-layer scale"):
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"Linear\(3, 2\)\.weight has a non-finite value"):
         to_exact(layer, report=None)
 
 

@@ -3,12 +3,14 @@
 A matrix product's rounding depends on the order in which a library sums
 (MKL, MLAS and Eigen all differ), so an ordinary ``Linear`` cannot be
 bit-identical across PyTorch and onnxruntime. ``ExactLinear`` puts inputs,
-weights and bias on a fixed-point grid (multiples of ``2**-12``, inputs
-clamped to ``[-256, 256]``, weights and bias to ``[-16, 16]``) and computes in
-float64: every product then has at most 36 significant bits and a sum of up
-to 2**17 of them is exact in float64, so any summation order gives the same
-float64 value, which is rounded once to the input's dtype. Gradients pass
-straight through the grid (a straight-through estimator).
+weights and bias on a fixed-point grid (inputs: multiples of ``2**-12`` clamped
+to ``[-256, 256]``; weights and bias: multiples of ``2**(k-12)`` clamped to
+``[-16 * 2**k, 16 * 2**k]``, ``k = weight_exponent``, a per-layer power of two,
+0 by default) and computes in float64: every product then has at most 36
+significant bits and a sum of up to 2**17 of them is exact in float64, so any
+summation order gives the same float64 value, which is rounded once to the
+input's dtype (``docs/semantics.md``, "Exact linear layers", states the bounds
+on ``k``). Gradients pass straight through the grid (a straight-through estimator).
 
 Fast paths, the same bits (eager mode; scripted, or traced by ``torch.export``/``torch.compile``, a
 layer runs the plain formula):
@@ -20,7 +22,7 @@ layer runs the plain formula):
 * ``spike_input`` (set by :class:`~lif_export.network.SpikingSequential` on a layer that follows
   a spiking layer): the input is 0/1, already on the grid, so it is not quantized, and when
   the layer's worst-case sum is exact in float32 as well (every partial sum a multiple of
-  ``2**-12`` below ``2**12``) an ``ExactLinear`` multiplies in float32 directly;
+  ``2**(k-12)`` below ``2**(k+12)``) an ``ExactLinear`` multiplies in float32 directly;
 * with autograd the quantization is one function whose backward is the straight-through
   gradient plus ``+0.0``, exactly what the autograd graph of :func:`straight_through` adds up
   (the rounding branch contributes zeros), without that branch's elementwise backward kernels.
@@ -28,6 +30,7 @@ layer runs the plain formula):
 
 import ctypes
 import ctypes.util
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -43,8 +46,13 @@ SCALE = float(2**GRID_BITS)
 INPUT_BOUND = 256.0
 WEIGHT_BOUND = 16.0
 MAX_IN_FEATURES = 2**17
-#: Largest sum (in absolute value) of grid values that float32 holds exactly: 2**24 grid steps.
+#: Largest sum (in absolute value) of grid values that float32 holds exactly: 2**24 grid steps
+#: (for ``weight_exponent = 0``; times ``2**k`` for the grid ``2**(k-12)``).
 FLOAT32_EXACT_SUM = float(2 ** (24 - GRID_BITS))
+#: The per-layer weight exponents ``k`` whose sums stay exact on every backend (docs/semantics.md):
+#: ``-102``: the smallest unit of a sum, ``2**(k-24)``, is a normal float32 (no double rounding in the
+#: C library's ``(float)S * 2**(k-24)``); ``123``: the bound ``16 * 2**k`` is a finite float32.
+WEIGHT_EXPONENT_MIN, WEIGHT_EXPONENT_MAX = -102, 123
 
 
 def quantize(x: Tensor, bound: float, scale: float) -> Tensor:
@@ -135,8 +143,18 @@ class _GridLayer(nn.Module):
     weight: Tensor
     bias: Tensor | None
 
-    def _init_grid(self) -> None:
-        self.scale, self.input_bound, self.weight_bound = SCALE, INPUT_BOUND, WEIGHT_BOUND
+    def _init_grid(self, weight_exponent: int) -> None:
+        """The input grid (``scale``, ``input_bound``) and the weights' (``weight_scale``,
+        ``weight_bound``: the fixed grid scaled by ``2**weight_exponent``)."""
+        if (isinstance(weight_exponent, bool) or not isinstance(weight_exponent, int)
+                or not WEIGHT_EXPONENT_MIN <= weight_exponent <= WEIGHT_EXPONENT_MAX):
+            raise InvalidValueError(f"weight_exponent must be an integer from {WEIGHT_EXPONENT_MIN} to "
+                                    f"{WEIGHT_EXPONENT_MAX} (weights on multiples of 2**(k-{GRID_BITS}) within "
+                                    f"+-{WEIGHT_BOUND:g}*2**k), got {weight_exponent!r}")
+        self.scale, self.input_bound = SCALE, INPUT_BOUND
+        self.weight_exponent = weight_exponent
+        self.weight_scale = math.ldexp(1.0, GRID_BITS - weight_exponent)
+        self.weight_bound = math.ldexp(WEIGHT_BOUND, weight_exponent)
         self.spike_input = False
         self._cache: dict[bool, dict[str, Any]] = {}
 
@@ -168,11 +186,12 @@ class _GridLayer(nn.Module):
             return entry
         params = (weight, bias)
         if grad:
-            wq, bq = (None if p is None else _straight_through_node(p, self.weight_bound, self.scale, False)
+            wq, bq = (None if p is None else _straight_through_node(p, self.weight_bound, self.weight_scale, False)
                       for p in params)
         else:
             with torch.no_grad():  # the values of straight_through (a parameter requires a gradient even here)
-                wq, bq = (None if p is None else straight_through(p, self.weight_bound, self.scale) for p in params)
+                wq, bq = (None if p is None else straight_through(p, self.weight_bound, self.weight_scale)
+                          for p in params)
         entry = {"weight_kept": _Kept(weight), "bias_kept": None if bias is None else _Kept(bias), "weight": wq,
                  "bias": bq}
         if not grad:
@@ -180,10 +199,21 @@ class _GridLayer(nn.Module):
         self._cache[bool(grad)] = entry
         return entry
 
+    def _grid_repr(self) -> str:
+        """``extra_repr``'s tail: the weight exponent when not 0, and ``spike_input``."""
+        exponent = f", weight_exponent={self.weight_exponent}" if self.weight_exponent else ""
+        return exponent + (", spike_input=True" if self.spike_input else "")
+
     def __getstate__(self) -> dict[str, Any]:
         # The cache holds tensors of an autograd graph (which cannot be deep-copied) and is rebuilt anyway.
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         return {**state, "_cache": {}}
+
+    #: What a layer saved (``torch.save``) before these attributes existed computed.
+    _SAVED_DEFAULTS: dict[str, Any] = {"weight_exponent": 0, "weight_scale": SCALE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__({**self._SAVED_DEFAULTS, **state})
 
 
 class ExactLinear(_GridLayer):
@@ -197,9 +227,10 @@ class ExactLinear(_GridLayer):
     """
 
     # TorchScript reads module constants, not module-level globals.
-    __constants__ = ["in_features", "out_features", "scale", "input_bound", "weight_bound", "spike_input"]
+    __constants__ = ["in_features", "out_features", "scale", "input_bound", "weight_scale", "weight_bound",
+                     "weight_exponent", "spike_input"]
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_exponent: int = 0) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -208,7 +239,7 @@ class ExactLinear(_GridLayer):
             raise InvalidValueError(f"in_features must be <= {MAX_IN_FEATURES} for exact sums, got {in_features}")
         self.in_features = in_features
         self.out_features = out_features
-        self._init_grid()
+        self._init_grid(weight_exponent)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         bound = 1.0 / math.sqrt(in_features)
@@ -217,8 +248,8 @@ class ExactLinear(_GridLayer):
     def quantized(self) -> tuple[Tensor, Tensor | None]:
         """The weight and bias as used in forward (on the grid)."""
         b = self.bias
-        return (straight_through(self.weight, self.weight_bound, self.scale),
-                None if b is None else straight_through(b, self.weight_bound, self.scale))
+        return (straight_through(self.weight, self.weight_bound, self.weight_scale),
+                None if b is None else straight_through(b, self.weight_bound, self.weight_scale))
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
@@ -231,7 +262,7 @@ class ExactLinear(_GridLayer):
 
     @torch.jit.unused
     def _eager_forward(self, x: Tensor) -> Tensor:
-        entry = self._cached(_linear_derived)
+        entry = self._cached(functools.partial(_linear_derived, exponent=self.weight_exponent))
         if "weight64_t" in entry:  # no autograd
             if self.spike_input and x.dim() == 2 and not x.requires_grad:
                 exact = entry.get("weight32_t") if x.dtype == torch.float32 and _float32_matmul_exact() else None
@@ -251,35 +282,41 @@ class ExactLinear(_GridLayer):
         return wide.to(x.dtype)
 
     def extra_repr(self) -> str:
-        spikes = ", spike_input=True" if self.spike_input else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}{spikes}")
+                f"bias={self.bias is not None}{self._grid_repr()}")
 
 
-def _linear_derived(entry: dict[str, Any]) -> dict[str, Any]:
-    """The float64 weight and bias, and float32 ones when every sum of the layer is exact in float32."""
+def _linear_derived(entry: dict[str, Any], exponent: int) -> dict[str, Any]:
+    """The float64 weight and bias, and float32 ones when every sum of the layer is exact in float32
+    (multiples of ``2**(exponent-12)`` below ``2**(exponent+12)``)."""
     weight, bias = entry["weight"], entry["bias"]
     # Transposed views of contiguous copies: the same operand layout as the formula's ``weight.double().t()``.
     derived = {"weight64_t": weight.double().t(), "bias64": None if bias is None else bias.double()}
     worst = weight.abs().sum(1) + (0.0 if bias is None else bias.abs())
-    if bool((worst < FLOAT32_EXACT_SUM).all()):
+    if bool((worst < math.ldexp(FLOAT32_EXACT_SUM, exponent)).all()):
         derived.update(weight32_t=weight.float().contiguous().t(), bias32=None if bias is None else bias.float())
     return derived
 
 
 class ExactConv2d(_GridLayer):
-    """A stride-1 2-D convolution computed exactly, like :class:`ExactLinear`.
+    """A 2-D convolution (square kernel, zero padding, any stride and dilation) computed exactly, like
+    :class:`ExactLinear`.
 
-    Shape: ``x [batch, in_channels, H, W]`` -> ``[batch, out_channels, H + 2p - k + 1, W + 2p - k + 1]``.
+    Shape: ``x [batch, in_channels, H, W]`` -> ``[batch, out_channels, H', W']`` with
+    ``H' = (H + 2p - d_h (k - 1) - 1) // s_h + 1`` (``W'`` likewise), ``p = padding``,
+    ``s = stride``, ``d = dilation`` (an integer or a ``(height, width)`` pair each).
     The grid bounds hold for up to ``2**17`` terms per output (``in_channels * k * k``).
-    ``spike_input`` as for :class:`ExactLinear` (the sum stays in float64).
+    ``spike_input`` and ``weight_exponent`` as for :class:`ExactLinear` (the sum stays in float64).
     """
 
-    __constants__ = ["in_channels", "out_channels", "kernel_size", "padding", "scale", "input_bound",
-                     "weight_bound", "spike_input"]
+    __constants__ = ["in_channels", "out_channels", "kernel_size", "padding", "stride", "dilation", "scale",
+                     "input_bound", "weight_scale", "weight_bound", "weight_exponent", "spike_input"]
     bias: Tensor
+    _SAVED_DEFAULTS = {**_GridLayer._SAVED_DEFAULTS, "stride": (1, 1), "dilation": (1, 1)}
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
+                 stride: int | tuple[int, int] = 1, dilation: int | tuple[int, int] = 1,
+                 weight_exponent: int = 0) -> None:
         super().__init__()
         for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
                                  ("kernel_size", kernel_size, 1), ("padding", padding, 0)):
@@ -289,23 +326,30 @@ class ExactConv2d(_GridLayer):
             raise InvalidValueError(f"in_channels * kernel_size**2 must be <= {MAX_IN_FEATURES} for exact sums")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.padding = kernel_size, padding
-        self._init_grid()
+        self.stride, self.dilation = _positive_pair("stride", stride), _positive_pair("dilation", dilation)
+        self._init_grid(weight_exponent)
         fan_in = in_channels * kernel_size * kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(H', W')`` of an ``H x W`` input (see the class docstring)."""
+        h, w = ((size + 2 * self.padding - d * (self.kernel_size - 1) - 1) // s + 1
+                for size, s, d in zip((height, width), self.stride, self.dilation, strict=True))
+        return h, w
+
     def quantized(self) -> tuple[Tensor, Tensor]:
         """The weight and bias as used in forward (on the grid)."""
-        return (straight_through(self.weight, self.weight_bound, self.scale),
-                straight_through(self.bias, self.weight_bound, self.scale))
+        return (straight_through(self.weight, self.weight_bound, self.weight_scale),
+                straight_through(self.bias, self.weight_bound, self.weight_scale))
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
             return self._eager_forward(x)
         weight, bias = self.quantized()
         wide = torch.nn.functional.conv2d(self._input(x).double(), weight.double(), bias.double(),
-                                          padding=self.padding)
+                                          stride=self.stride, padding=self.padding, dilation=self.dilation)
         return wide.to(x.dtype)
 
     @torch.jit.unused
@@ -313,12 +357,23 @@ class ExactConv2d(_GridLayer):
         entry = self._cached(lambda e: {"weight64": e["weight"].double(), "bias64": e["bias"].double()})
         weight, bias = ((entry["weight64"], entry["bias64"]) if "weight64" in entry
                         else (entry["weight"].double(), entry["bias"].double()))
-        wide = torch.nn.functional.conv2d(self._eager_input(x).double(), weight, bias, padding=self.padding)
+        wide = torch.nn.functional.conv2d(self._eager_input(x).double(), weight, bias, stride=self.stride,
+                                          padding=self.padding, dilation=self.dilation)
         return wide.to(x.dtype)
 
     def extra_repr(self) -> str:
+        geometry = "".join(f", {name}={value}" for name, value in (("stride", self.stride),
+                                                                  ("dilation", self.dilation)) if value != (1, 1))
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"padding={self.padding}" + (", spike_input=True" if self.spike_input else ""))
+                f"padding={self.padding}{geometry}{self._grid_repr()}")
+
+
+def _positive_pair(name: str, value: object) -> tuple[int, int]:
+    """An integer >= 1 or a pair of them, as ``(height, width)``."""
+    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
+        raise InvalidValueError(f"{name} must be an integer >= 1 or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def mark_spike_inputs(layers: Sequence[nn.Module]) -> None:

@@ -18,10 +18,12 @@ short of ``-ffast-math`` (refused with ``#error``):
 * **NaN bits**: PyTorch's on x86 (the payload of a NaN operand, quieted; the second operand's when
   both are NaN; x86's default NaN for an invalid operation), made explicitly where the hardware
   differs (ARM), see ``c_templates/prelude.c.in``.
-* **ExactLinear / ExactConv2d** without floating-point sums: the grid values are integers in units of
-  ``2**-12`` (inputs clamped to ``[-256, 256]``, weights to ``[-16, 16]``), so each product is an
-  integer in units of ``2**-24`` and the sum is accumulated exactly in an integer. Its conversion to
-  the output dtype is the one rounding PyTorch makes (``float64`` sum, exact, then ``.to(dtype)``).
+* **ExactLinear / ExactConv2d** without floating-point sums: the grid values are integers, inputs in
+  units of ``2**-12`` (clamped to ``[-256, 256]``), weights in units of ``2**(k-12)`` (clamped to
+  ``[-16 * 2**k, 16 * 2**k]``, ``k`` the layer's ``weight_exponent``), so each product is an integer
+  in units of ``2**(k-24)`` and the sum is accumulated exactly in an integer. Its conversion to the
+  output dtype, then the product with the power of two ``2**(k-24)`` (exact: a normal number, as
+  ``k >= -102``), is the one rounding PyTorch makes (``float64`` sum, exact, then ``.to(dtype)``).
   The sum's magnitude is at most ``in * 2**20 * 2**16 + 2**28 <= 2**53 + 2**28``: below ``2**53``
   (where ``int64 -> double`` is exact) whenever ``in < 2**17``; for ``in == 2**17`` the layer's actual
   weights decide, and if they can reach it the code first rounds the integer to float64's precision
@@ -310,9 +312,9 @@ def emit_leaky(ctx: LayerContext, layer: Any) -> LayerCode:
 
 # -- exact linear layers ---------------------------------------------------------------------------
 
-def grid_integers(tensor: torch.Tensor) -> np.ndarray:
-    """A tensor on the grid as integers in units of ``2**-GRID_BITS`` (checked exact)."""
-    scaled = tensor.detach().cpu().double().numpy() * (1 << GRID_BITS)
+def grid_integers(tensor: torch.Tensor, exponent: int) -> np.ndarray:
+    """A tensor on the grid as integers in units of ``2**(exponent - GRID_BITS)`` (checked exact)."""
+    scaled = np.ldexp(tensor.detach().cpu().double().numpy(), GRID_BITS - exponent)
     q = np.rint(scaled).astype(np.int64)
     assert np.array_equal(q, scaled), "quantized weights are off the grid"
     return q
@@ -358,23 +360,25 @@ HELPERS: dict[str, Callable[[str, CType], str]] = {"quantize": quantize_helper, 
 class IntegerSum:
     """How a layer accumulates: units of the sum and the integer types."""
 
-    spikes: bool  # inputs 0/1: sum of weights in units of 2**-12; else products in units of 2**-24
+    spikes: bool  # inputs 0/1: sum of weights in units of 2**(k-12); else products in units of 2**(k-24)
     acc: str
     weight: str
     needs_round53: bool
+    exponent: int  # k, the layer's weight_exponent
 
     @staticmethod
-    def plan(weight_q: np.ndarray, bias_q: np.ndarray, spikes: bool) -> IntegerSum:
-        """``weight_q[out, fan_in]``, ``bias_q[out]``: the largest possible sum decides the types."""
+    def plan(weight_q: np.ndarray, bias_q: np.ndarray, spikes: bool, exponent: int) -> IntegerSum:
+        """``weight_q[out, fan_in]``, ``bias_q[out]`` (units of ``2**(exponent-12)``): the largest possible
+        sum decides the types."""
         per_output = np.abs(weight_q).reshape(weight_q.shape[0], -1).sum(axis=1).astype(object)
         bias = np.abs(bias_q).astype(object)
         largest = int(max(per_output + bias)) if spikes else int(max(per_output * INPUT_Q + (bias << GRID_BITS)))
         return IntegerSum(spikes, int_type(largest, 32), int_type(int(np.abs(weight_q).max(initial=0))),
-                          not spikes and largest > 1 << 53)
+                          not spikes and largest > 1 << 53, exponent)
 
     @property
     def scale(self) -> float:
-        return 2.0 ** -(GRID_BITS if self.spikes else 2 * GRID_BITS)
+        return math.ldexp(1.0, self.exponent - (GRID_BITS if self.spikes else 2 * GRID_BITS))
 
     def initial(self, bias: str) -> str:
         return f"({self.acc}){bias}" if self.spikes else f"({self.acc}){bias} * {1 << GRID_BITS}"
@@ -389,12 +393,13 @@ def exact_linear(ctx: LayerContext, layer: Any) -> LayerCode:
     """``ExactLinear`` over the last dim (rows: every leading position)."""
     with torch.no_grad():
         weight, bias = layer.quantized()
-    w = grid_integers(weight)  # [out, in]
-    b = grid_integers(bias) if bias is not None else np.zeros(w.shape[0], np.int64)
+    k = layer.weight_exponent
+    w = grid_integers(weight, k)  # [out, in]
+    b = grid_integers(bias, k) if bias is not None else np.zeros(w.shape[0], np.int64)
     n_in, n_out = layer.in_features, layer.out_features
     if ctx.input.shape[-1] != n_in:
         raise InvalidValueError(f"{ctx.fn}: ExactLinear({n_in}, {n_out}) got an input of shape {ctx.input.shape}")
-    sums = IntegerSum.plan(w, b, ctx.input.spikes)
+    sums = IntegerSum.plan(w, b, ctx.input.spikes, k)
     lib, ct, t = ctx.lib, ctx.ctype, ctx.ctype.name
     rows = ctx.input.size // n_in
     data = [array(sums.weight, f"{ctx.fn}_w", w.T, str, per_line=16),  # [in][out]: a column per input
@@ -432,25 +437,29 @@ def exact_linear(ctx: LayerContext, layer: Any) -> LayerCode:
 
 @emitter(ExactConv2d)
 def emit_exact_conv2d(ctx: LayerContext, layer: Any) -> LayerCode:
-    """A stride-1 convolution gathered per output; the inputs quantized once into ``q`` (a NaN
-    marked, and the output becomes the first NaN of its window in (channel, row, column) order)."""
+    """A convolution gathered per output (input row ``oy*s_h + ky*d_h - p``, column likewise); the inputs
+    quantized once into ``q`` (a NaN marked, and the output becomes the first NaN of its window in
+    (channel, row, column) order)."""
     if len(ctx.input.shape) != 3 or ctx.input.shape[0] != layer.in_channels:
         raise InvalidValueError(f"{ctx.fn}: ExactConv2d({layer.in_channels}, ...) needs inputs [batch, "
                                 f"{layer.in_channels}, H, W], got per-sample shape {ctx.input.shape}")
     with torch.no_grad():
         weight, bias = layer.quantized()
-    w, b = grid_integers(weight), grid_integers(bias)  # [O, C, k, k], [O]
+    w, b = grid_integers(weight, layer.weight_exponent), grid_integers(bias, layer.weight_exponent)  # [O,C,k,k], [O]
     channels, height, width = ctx.input.shape
     k, p, n_out = layer.kernel_size, layer.padding, layer.out_channels
-    out_h, out_w = height + 2 * p - k + 1, width + 2 * p - k + 1
-    sums = IntegerSum.plan(w, b, ctx.input.spikes)
+    out_h, out_w = layer.output_size(height, width)
+    sums = IntegerSum.plan(w, b, ctx.input.spikes, layer.weight_exponent)
     if sums.needs_round53:
         raise InvalidValueError(f"{ctx.fn}: ExactConv2d's sums can exceed 2**53 with these weights, where PyTorch's "
                                 "rounding depends on its convolution algorithm; the C format cannot reproduce it")
     lib, ct = ctx.lib, ctx.ctype
     data = [array(sums.weight, f"{ctx.fn}_w", w, str, per_line=16), array("int32_t", f"{ctx.fn}_b", b, str)]
     shift = f" - {p}" if p else ""
-    at = f"(c * {height} + oy + ky{shift}) * {width} + ox + kx{shift}"
+    (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    row, col = (f"{out}{f' * {s}' if s != 1 else ''} + {tap}{f' * {d}' if d != 1 else ''}"
+                for out, s, tap, d in (("oy", sh, "ky", dh), ("ox", sw, "kx", dw)))
+    at = f"(c * {height} + {row}{shift}) * {width} + {col}{shift}"
     where = f"out[(o * {out_h} + oy) * {out_w} + ox]"
     if sums.spikes:
         prologue, nan_init = [], []
@@ -466,8 +475,8 @@ def emit_exact_conv2d(ctx: LayerContext, layer: Any) -> LayerCode:
                f"else acc += ({sums.acc})q[at] * {ctx.fn}_w[tap];"]
         store = f"{where} = nan_at < {size} ? {lib}_quiet(x[nan_at]) : {sums.result(lib, ct, 'acc')};"
     tap_index = f"const size_t tap = ((o * {channels} + c) * {k} + ky) * {k} + kx;"
-    rows = [f"if (oy + ky < {p} || oy + ky - {p} >= {height}) continue;"] if p else []
-    cols = [f"if (ox + kx < {p} || ox + kx - {p} >= {width}) continue;"] if p else []
+    rows = [f"if ({row} < {p} || {row} - {p} >= {height}) continue;"] if p else []
+    cols = [f"if ({col} < {p} || {col} - {p} >= {width}) continue;"] if p else []
     body = ["size_t o, oy, ox, c, ky, kx;", *prologue,
             f"for (o = 0; o < {n_out}; ++o) for (oy = 0; oy < {out_h}; ++oy) for (ox = 0; ox < {out_w}; ++ox) {{",
             f"    {sums.acc} acc = {sums.initial(f'{ctx.fn}_b[o]')};", *("    " + line for line in nan_init),

@@ -323,11 +323,10 @@ def write_conv2d(layer: Any, ctx: NodeContext) -> list[tuple[str, Any]]:
         weight, bias = layer.quantized() if isinstance(layer, ExactConv2d) else (layer.weight, layer.bias)
     out_channels = weight.shape[0]
     b = np.zeros(out_channels, ctx.dtype) if bias is None else bias.detach().cpu().numpy().astype(ctx.dtype)
-    exact = isinstance(layer, ExactConv2d)
     return [("", ctx.nir.Conv2d(
         input_shape=tuple(ctx.in_shape[1:]), weight=weight.detach().cpu().numpy().astype(ctx.dtype),
-        stride=1 if exact else layer.stride, padding=layer.padding, dilation=1 if exact else layer.dilation,
-        groups=1 if exact else layer.groups, bias=b))]
+        stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=getattr(layer, "groups", 1),
+        bias=b))]
 
 
 @node(nn.Flatten)

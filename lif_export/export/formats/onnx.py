@@ -177,8 +177,11 @@ def emit_exact_linear(g: Graph, layer: Any, x: str, states: list[str], dtype: st
 def emit_exact_conv2d(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
                       hint: str) -> tuple[str, list[str]]:
     """onnxruntime has no float64 ``Conv``, so the same exact sum as k*k float64 ``MatMul``s over
-    shifted windows (NHWC), added up: every partial sum is exact, so the order does not matter."""
-    k, p = layer.kernel_size, layer.padding
+    shifted windows (NHWC), added up: every partial sum is exact, so the order does not matter.
+
+    The window of tap ``(dy, dx)`` starts at ``(dy*d_h, dx*d_w)`` (the dilation) and takes every
+    stride-th row and column of the ``H + 2p - d (k-1)`` positions where the dilated kernel fits."""
+    k, p, stride, dilation = layer.kernel_size, layer.padding, list(layer.stride), list(layer.dilation)
     x64 = g.op1("Cast", [emit_quantize(g, layer, x, dtype, hint)], f"{hint}x64", to=ONNX_DTYPES["float64"])
     if p:
         x64 = g.op1("Pad", [x64, g.const(f"{hint}pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64))],
@@ -187,15 +190,18 @@ def emit_exact_conv2d(g: Graph, layer: Any, x: str, states: list[str], dtype: st
     shape = g.op1("Shape", [nhwc], f"{hint}shape")
     height = g.op1("Slice", [shape, *(g.const(f"{hint}{n}", np.array([v], np.int64))
                                       for n, v in (("h_start", 1), ("h_end", 3)))], f"{hint}hw")
-    out_hw = g.op1("Sub", [height, g.const(f"{hint}k_minus_1", np.array([k - 1], np.int64))], f"{hint}out_hw")
+    extent = [d * (k - 1) for d in dilation]  # the dilated kernel's extent minus 1, per axis
+    reach = np.array(extent[:1] if extent[0] == extent[1] else extent, np.int64)  # one value broadcasts
+    out_hw = g.op1("Sub", [height, g.const(f"{hint}k_minus_1", reach)], f"{hint}out_hw")
+    steps = [] if stride == [1, 1] else [g.const(f"{hint}steps", np.array(stride, np.int64))]
     with torch.no_grad():
         weight, bias = (t.double() for t in layer.quantized())
     total = None
     for dy in range(k):
         for dx in range(k):
-            start = g.const(f"{hint}start_{dy}_{dx}", np.array([dy, dx], np.int64))
+            start = g.const(f"{hint}start_{dy}_{dx}", np.array([dy * dilation[0], dx * dilation[1]], np.int64))
             window = g.op1("Slice", [nhwc, start, g.op1("Add", [start, out_hw], f"{hint}end_{dy}_{dx}"),
-                                     g.const(f"{hint}axes_{dy}_{dx}", np.array([1, 2], np.int64))],
+                                     g.const(f"{hint}axes_{dy}_{dx}", np.array([1, 2], np.int64)), *steps],
                            f"{hint}window_{dy}_{dx}")
             tap = weight[:, :, dy, dx].t().contiguous().numpy()  # [in, out]
             term = g.op1("MatMul", [window, g.const(f"{hint}w_{dy}_{dx}", tap)], f"{hint}term_{dy}_{dx}")
