@@ -22,6 +22,7 @@ from .errors import LifExportError
 from .validation import RESETS
 
 if TYPE_CHECKING:
+    from .conformance.compare import Comparison
     from .export.formats import ExportOptions
     from .export.model import ExportModel
 
@@ -58,6 +59,7 @@ def _add_neuron_args(parser: argparse.ArgumentParser, defaults: bool) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     from .backends import REGISTRY
     from .bench.runner import WORKLOADS
+    from .conformance.compare import Tolerance
     from .export.formats import FORMATS
     from .export.pipeline import DEFAULT_FORMATS
 
@@ -122,6 +124,16 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--summary", action="store_true", help="one row per backend instead of backend x case")
     verify.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tier = verify.add_argument_group(
+        "float tier", "a float-tier export (manifest exactness \"float\": ordinary Linear, Conv2d, AvgPool2d, "
+        "BatchNorm) is judged within these tolerances instead of bit for bit; an exact one ignores them")
+    tier.add_argument("--spike-agreement", type=float, default=Tolerance.spike_agreement, metavar="RATE",
+                      help="least fraction of spike values equal to eager PyTorch's, and of readout and potential "
+                      f"values within the tolerance (default {Tolerance.spike_agreement})")
+    tier.add_argument("--atol", type=float, default=Tolerance.atol,
+                      help=f"absolute tolerance of readouts and potentials (default {Tolerance.atol:g})")
+    tier.add_argument("--rtol", type=float, default=Tolerance.rtol,
+                      help=f"relative tolerance of readouts and potentials (default {Tolerance.rtol:g})")
 
     bench = sub.add_parser(
         "bench", help=f"benchmark the workloads {', '.join(WORKLOADS)} on every path",
@@ -187,8 +199,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "import", help="import a NIR graph and export it in every format",
         description="Read a NIR file (the Neuromorphic Intermediate Representation, written by snnTorch, Norse, "
         "lif_export and others), discretise it at --dt (docs/nir.md), round its weights to the exact grid "
-        "(each layer's rounding error reported), and export it in every format with golden vectors and a "
-        "manifest, as `lif-export export` does. Needs the [convert] extra.",
+        "(each layer's rounding error reported; --tier float keeps them as written), and export it in every "
+        "format with golden vectors and a manifest, as `lif-export export` does. A graph with pooling exports "
+        "in the float tier (docs/networks.md), without the C library. Needs the [convert] extra.",
     )
     nir_import.add_argument("nir_file", type=Path, help="a .nir file")
     nir_import.add_argument("--dt", type=float, default=None,
@@ -196,6 +209,9 @@ def _build_parser() -> argparse.ArgumentParser:
     nir_import.add_argument("--method", choices=["euler", "exp"], default=None,
                             help="discretisation (default: the graph's, else euler)")
     nir_import.add_argument("--out", required=True, help="output folder")
+    nir_import.add_argument("--tier", choices=["exact", "float"], default="exact",
+                            help="exact: weights rounded to the exact grid, every backend bit-identical (default); "
+                            "float: weights as written, backends agree within verify's tolerances")
 
     example = sub.add_parser(
         "example", help="run a worked example (snntorch: train in snnTorch, import, prove identical spikes)",
@@ -326,13 +342,17 @@ def _network_model(args: argparse.Namespace) -> ExportModel:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from .conformance.compare import Tolerance
     from .conformance.verify import format_table, verify_dir, verify_matrix
     from .io import check_output_file
 
     if args.json is not None:
         check_output_file(args.json, "--json")
+    tolerance = Tolerance(args.spike_agreement, args.atol, args.rtol)
     report = verify_dir(args.models_dir, full=args.full, families=args.backend, cases=args.case,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, tolerance=tolerance)
+    if report.tolerance is not None:
+        print(f"float tier: judged within tolerance, not bit for bit ({report.tolerance.describe()})\n")
     print(format_table(report.comparisons, summary=args.summary))
     if args.full:
         print("\nmatrix of fresh exports:")
@@ -341,22 +361,38 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"CHECKSUM  {line}")
     for line in report.errors:
         print(f"ERROR     {line}")
+    label = "MISMATCH" if report.tolerance is None else "OUT OF TOLERANCE"
     for c in report.mismatches[:20]:
-        print(f"MISMATCH  {c.backend} / {c.case}: {c.first_difference}")
+        print(f"{label}  {c.backend} / {c.case}: {_account(c)}")
     if len(report.mismatches) > 20:
         print(f"... and {len(report.mismatches) - 20} more mismatching runs")
     runs = len(report.comparisons)
     backends = len({c.backend for c in report.comparisons})
     verdict = "OK" if report.ok else "FAILED"
+    if report.tolerance is not None:
+        verdict += " (float tier, within tolerance)" if report.ok else " (float tier)"
     print(f"\n{verdict}: {runs} runs over {backends} backends, {len(report.mismatches)} mismatching, "
           f"{len(report.checksum_failures)} checksum failures, {len(report.errors)} errors")
     if args.json:
         from .io import atomic_write_text
 
+        tier = {} if report.tolerance is None else {"exactness": report.exactness,
+                                                    "tolerance": dataclasses.asdict(report.tolerance)}
         atomic_write_text(args.json, json.dumps({
-            "ok": report.ok, "checksum_failures": report.checksum_failures, "errors": report.errors,
+            "ok": report.ok, **tier, "checksum_failures": report.checksum_failures, "errors": report.errors,
             "comparisons": [dataclasses.asdict(c) for c in report.comparisons]}, indent=1))
     return 0 if report.ok else 1
+
+
+def _account(c: Comparison) -> str:
+    """A failing run in one line: its first difference, and for the float tier its rates."""
+    from .conformance.compare import ToleranceComparison
+
+    if not isinstance(c, ToleranceComparison):
+        return str(c.first_difference)
+    first = "" if c.first_spike_step is None else f", first spike difference at step {c.first_spike_step}"
+    return (f"spike agreement {c.spike_agreement:.6f}{first}, readouts within tolerance {c.readout_agreement:.6f} "
+            f"(max |Δ| {c.max_abs_dv:.3g}); {c.first_difference}")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -450,7 +486,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"nir_file {str(args.nir_file)!r} is not a file")
     if args.dt is not None and not (args.dt > 0 and args.dt < float("inf")):
         raise CliError(f"--dt must be a positive number of seconds, got {args.dt}")
-    result = import_nir(args.nir_file, args.dt, check_writable(args.out), args.method)
+    result = import_nir(args.nir_file, args.dt, check_writable(args.out), args.method, exact=args.tier == "exact")
     print(f"wrote {len(result.manifest['artifacts'])} artifacts and manifest.json to {args.out}/")
     return 0
 

@@ -238,6 +238,11 @@ class _Reader(LayerChain):
             self.append(name, layer, foldable=True)
         elif isinstance(node, nir.Conv2d):
             self.conv2d(name, node)
+        elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+            self.append(name, nn.AvgPool2d(tuple(np.broadcast_to(node.kernel_size, 2).tolist()),
+                                           tuple(np.broadcast_to(node.stride, 2).tolist()),
+                                           tuple(np.broadcast_to(node.padding, 2).tolist()),
+                                           divisor_override=1 if isinstance(node, nir.SumPool2d) else None))
         elif isinstance(node, nir.Flatten):
             start, end = int(node.start_dim), int(node.end_dim)
             self.append(name, nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end))
@@ -265,9 +270,9 @@ class _Reader(LayerChain):
             return
         else:
             raise InvalidValueError(
-                f"NIR node {name!r}: lif_export has no layer for NIR's {type(node).__name__} (it reads "
-                             "Affine, Linear, Conv2d, Flatten, Scale, LIF, IF, LI, I, CubaLIF, CubaLI, Threshold "
-                             "and recurrent LIF subgraphs)")
+                f"NIR node {name!r}: lif_export has no layer for NIR's {type(node).__name__} (it reads Affine, "
+                "Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, Scale, LIF, IF, LI, I, CubaLIF, CubaLI, Threshold and "
+                "recurrent LIF subgraphs)")
 
     def leak(self, name: str, tau: Any, r: Any, v_leak: Any, *sized: Any,
              what: str = "tau") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

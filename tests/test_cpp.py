@@ -190,6 +190,20 @@ def network_models(tmp_path_factory) -> Path:
     return _network_models(tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def float_tier_models(tmp_path_factory) -> Path:
+    """A network with an ordinary ``nn.Linear``: exported in the float tier."""
+    import torch
+
+    from lif_export.export import export_network
+    from lif_export.network import LIFLayer, SpikingSequential
+
+    out = tmp_path_factory.mktemp("float_tier_models")
+    torch.manual_seed(0)
+    export_network(SpikingSequential(torch.nn.Linear(4, 3), LIFLayer(3)), (4,), out)
+    return out
+
+
 # -- the plain build ----------------------------------------------------------------------
 
 
@@ -207,6 +221,14 @@ def test_runner_passes_float64_per_neuron_subtract(runners, float64_models, name
         result = run(runners[name], str(float64_models), "--chunk", chunk)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "0 mismatching" in result.stdout
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_float_tier_export_is_refused_with_the_way_to_judge_it(runners, float_tier_models, name):
+    """The runners compare bit for bit; a float-tier export holds only within tolerances (docs/networks.md)."""
+    result = run(runners[name], str(float_tier_models))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert 'exactness "float"' in result.stderr and "lif-export verify" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("name", RUNNERS)

@@ -154,8 +154,8 @@ def test_whole_network_export_verifies_with_every_model(tmp_path):
 
 def test_network_export_refuses_inexact_layers(tmp_path):
     net = SpikingSequential(nn.Linear(4, 3), LIFLayer(3))
-    with pytest.raises(TypeError, match=r"cannot export Linear to ONNX: only .*ExactLinear.*to_exact converts them"):
-        export_network(net, (4,), tmp_path / "out")
+    with pytest.raises(TypeError, match=r"cannot export Linear \(layer 0\) in the exact tier: .*ExactLinear.*to_exact"):
+        export_network(net, (4,), tmp_path / "out", exactness="exact")  # without it: the float tier
     assert not (tmp_path / "out").exists()
 
 
@@ -213,7 +213,8 @@ def test_spiking_conv_network_exports_and_verifies(tmp_path):
 def test_conv_and_pool_that_cannot_be_reproduced_are_refused(tmp_path):
     for layer, size in ((nn.Conv2d(1, 2, 3), 8), (nn.MaxPool2d(2, padding=1), 9), (nn.AvgPool2d(2), 4)):
         with pytest.raises(TypeError, match="cannot export"):
-            export_network(SpikingSequential(layer, nn.Flatten(), LIFLayer(size)), (1, 4, 4), tmp_path / "x")
+            export_network(SpikingSequential(layer, nn.Flatten(), LIFLayer(size)), (1, 4, 4), tmp_path / "x",
+                           exactness="exact")  # the float tier exports Conv2d and AvgPool2d (test_float_tier.py)
     with pytest.raises(ValueError, match=r"feature_shape \(1, 5, 5\) does not fit the network"):
         export_network(SpikingSequential(nn.Flatten(), LIFLayer(16)), (1, 5, 5), tmp_path / "x")
     assert not (tmp_path / "x").exists()

@@ -104,11 +104,47 @@ def test_what_nir_cannot_express_is_refused_naming_the_layer():
                    else (1, 4, 4))
 
 
+def pooling_network() -> SpikingSequential:
+    torch.manual_seed(1)
+    net = SpikingSequential(ExactConv2d(1, 2, 3, padding=1), LIFLayer((2, 4, 4), beta=0.8, threshold=0.5),
+                            nn.AvgPool2d(2), nn.AvgPool2d(2, divisor_override=1), nn.Flatten(), ExactLinear(2, 3),
+                            LeakyIntegratorLayer(3, beta=0.9))
+    with torch.no_grad():
+        net.layers[0].module.weight.mul_(2.0)  # (exact) so that the neurons spike
+    return net
+
+
+def test_pooling_round_trips_as_nir_avgpool_and_sumpool_and_imports_in_the_float_tier(tmp_path):
+    from lif_export.conformance.verify import verify_dir
+    from lif_export.convert import cli_import
+    from lif_export.export.manifest import load_manifest
+
+    net = pooling_network()
+    graph = to_nir(net, dt=1e-3, feature_shape=(1, 4, 4))
+    assert [type(n).__name__ for n in graph.nodes.values()] == [
+        "Input", "Conv2d", "LIF", "AvgPool2d", "SumPool2d", "Flatten", "Affine", "LI", "Output"]
+    nir.write(tmp_path / "pool.nir", graph)
+    back = from_nir(tmp_path / "pool.nir", report=None)
+    x = torch.randn(20, 3, 1, 4, 4) * 3
+    for i, (a, b) in enumerate(zip(traces(back, x), traces(net, x), strict=True)):
+        assert_bitwise_equal(a, b, f"trace {i}")
+    ones = torch.ones(1, 2, 4, 4)
+    assert back.layers[3].module(ones).tolist() == [[[[4.0, 4.0], [4.0, 4.0]]] * 2]  # a sum over each 2x2 window
+
+    lines: list[str] = []
+    result = cli_import.import_nir(tmp_path / "pool.nir", None, tmp_path / "set", report=lines.append)
+    assert result.manifest["exactness"] == "float"
+    assert "c" not in {a["format"] for a in result.manifest["artifacts"]}
+    assert any("float tier" in line and "AvgPool2d" in line for line in lines), lines
+    assert load_manifest(tmp_path / "set")["network"]["layers"][3]["type"] == "AvgPool2d"
+    report = verify_dir(tmp_path / "set", cases=["golden:random_unit", "random_unit"], progress=False)
+    assert report.ok and report.exactness == "float"
+
+
 def test_nir_nodes_without_a_layer_and_norse_time_constants_are_refused_naming_the_node():
-    pool = nir.NIRGraph.from_list(nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
-                                                padding=np.array([0, 0])), type_check=False)
-    with pytest.raises(ValueError, match="node 'sumpool2d': lif_export has no layer for NIR's SumPool2d"):
-        from_nir(pool, dt=1e-3, report=None)
+    delay = nir.NIRGraph.from_list(nir.Delay(delay=np.array([1.0, 2.0])), type_check=False)
+    with pytest.raises(ValueError, match="node 'delay': lif_export has no layer for NIR's Delay"):
+        from_nir(delay, dt=1e-3, report=None)
     # Norse's to_nir: tau = dt / tau_mem_inv = 1e-3 / 100 (the default cell)
     norse_like = nir.NIRGraph.from_list(
         nir.Affine(weight=np.eye(2), bias=np.zeros(2)),

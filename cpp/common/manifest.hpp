@@ -263,6 +263,15 @@ inline Manifest parse_manifest(const nlohmann::json& root, const std::string& pa
     throw InputError(path + ": manifest_version " + text + " is unknown; this runner reads version " +
                      std::to_string(kManifestVersion));
   }
+  // The float tier's ordinary Linear/Conv2d layers round differently in each runtime: its golden vectors
+  // hold within tolerances (`lif-export verify`), never bit for bit, which is all this runner checks.
+  if (top.has("exactness")) {
+    Field tier = top["exactness"];
+    if (!tier.value().is_string()) tier.fail("expected a string, got " + tier.describe());
+    if (tier.value().get<std::string>() != "exact")
+      throw InputError(path + ": exactness " + tier.value().dump() + ": this runner checks exact-tier exports bit " +
+                       "for bit; judge a float-tier export with `lif-export verify DIR` (--spike-agreement, --atol)");
+  }
   Manifest m;
   m.path = path;
   std::set<std::string> names;

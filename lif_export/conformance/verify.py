@@ -16,6 +16,11 @@
 ``full=True`` adds every variation, long suites, and a matrix of fresh
 exports (both dtypes, every reset, scalar and per-neuron parameters, every
 supported opset) verified the same way.
+
+A float-tier export (``manifest.json``: ``"exactness": "float"``, docs/networks.md) is judged in
+steps 2 and 3 within a :class:`~lif_export.conformance.compare.Tolerance` instead of bit for bit:
+each run reports its spike agreement rate, the first step where a spike differs and the largest
+readout or potential difference (:func:`~lif_export.conformance.compare.compare_within`).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from ..export.formats import onnx as onnx_format
 from ..export.formats import torchscript as ts_format
 from ..export.spec import NeuronSpec
 from ..network import SpikingSequential
-from .compare import Comparison, compare
+from .compare import Comparison, Tolerance, ToleranceComparison, compare, compare_within
 
 
 @dataclass
@@ -55,6 +60,8 @@ class VerifyReport:
     comparisons: list[Comparison] = field(default_factory=list)
     checksum_failures: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    exactness: str = "exact"  # the manifest's tier
+    tolerance: Tolerance | None = None  # what the float tier was judged by (None: bit for bit)
 
     @property
     def mismatches(self) -> list[Comparison]:
@@ -222,9 +229,14 @@ def build_backends(ctx: Context, families: Iterable[str] | None = None,
     return backends
 
 
-def _run(backend: Backend, case: str, x: np.ndarray, states: Tensors, expected: Tensors) -> Comparison:
+#: ``judge(backend name, case, expected, got) -> Comparison``: bit for bit, or within a tolerance.
+Judge = Callable[[str, str, Tensors, Tensors], Comparison]
+
+
+def _run(backend: Backend, case: str, x: np.ndarray, states: Tensors, expected: Tensors,
+         judge: Judge = compare) -> Comparison:
     try:
-        return compare(backend.name, case, expected, backend.run(x, states))
+        return judge(backend.name, case, expected, backend.run(x, states))
     except Exception as err:  # a crashing backend is a reported failure
         return Comparison(backend.name, case, x.shape[0], -1, -1, -1, float("inf"), f"error: {_detail(err)}")
 
@@ -248,17 +260,31 @@ def reference_backend(ctx: Context, report: VerifyReport) -> Backend | None:
     return None
 
 
+def judge_for(manifest: dict, tolerance: Tolerance | None) -> tuple[Judge, Tolerance | None]:
+    """Bit for bit for an exact-tier manifest; within ``tolerance`` (default :class:`Tolerance`) for a
+    float-tier one, its spike results named by the manifest (``network.spike_outputs``)."""
+    if manifest_mod.exactness(manifest) == "exact":
+        return compare, None
+    tolerance = tolerance or Tolerance()
+    spikes = set(manifest["network"].get("spike_outputs", [])) if "network" in manifest else {"spike"}
+    return functools.partial(compare_within, tolerance=tolerance, spikes=spikes), tolerance
+
+
 def verify_dir(
     models_dir: Path,
     full: bool = False,
     families: Iterable[str] | None = None,
     cases: Iterable[str] | None = None,
     progress: bool = True,
+    tolerance: Tolerance | None = None,
 ) -> VerifyReport:
-    """Verify one exported folder; see the module docstring."""
+    """Verify one exported folder; see the module docstring. ``tolerance`` judges a float-tier export
+    (default :class:`Tolerance`); an exact-tier one is always compared bit for bit."""
     report = VerifyReport(Path(models_dir))
     models_dir = manifest_mod.pinned_folder(Path(models_dir))
     manifest = manifest_mod.load_manifest(models_dir)
+    judge, report.tolerance = judge_for(manifest, tolerance)
+    report.exactness = manifest_mod.exactness(manifest)
     wanted = _check_case_names(cases, manifest)
     families = _check_families(families)
     files = check_checksums(models_dir, manifest)
@@ -279,7 +305,7 @@ def verify_dir(
         if wanted is None or entry["case"] in wanted or f"golden:{entry['case']}" in wanted:
             golden_backends = [reference, *backends] if isinstance(reference, EagerSequence) else backends
             plan.append((f"golden:{entry['case']}", functools.partial(_golden, models_dir, entry), golden_backends))
-    _run_cases(report, plan, report.models_dir, progress)
+    _run_cases(report, plan, report.models_dir, progress, judge)
     return report
 
 
@@ -294,7 +320,8 @@ def _with_reference(reference: Backend, case: InputCase, signature: Signature,
     return x, states, reference.run(x, states)
 
 
-def _run_cases(report: VerifyReport, cases: list[Case], models_dir: Path, progress: bool) -> None:
+def _run_cases(report: VerifyReport, cases: list[Case], models_dir: Path, progress: bool,
+               judge: Judge = compare) -> None:
     total = sum(len(backends) for _, _, backends in cases)
     with tqdm(total=total, desc=f"verify {models_dir}", unit="run", disable=not progress, file=sys.stderr,
               leave=False) as bar:
@@ -306,7 +333,7 @@ def _run_cases(report: VerifyReport, cases: list[Case], models_dir: Path, progre
                 bar.update(len(backends))
                 continue
             for backend in backends:
-                report.comparisons.append(_run(backend, name, x, states, expected))
+                report.comparisons.append(_run(backend, name, x, states, expected, judge))
                 bar.update()
 
 
@@ -415,7 +442,10 @@ def verify_matrix(progress: bool = True, report_line: Callable[[str], None] = pr
 
 
 def format_table(comparisons: list[Comparison], summary: bool = False) -> str:
-    """A fixed-width table, one row per backend x case (or per backend with ``summary``)."""
+    """A fixed-width table, one row per backend x case (or per backend with ``summary``); a float-tier
+    report's (:class:`ToleranceComparison` rows) has the columns of :func:`format_tolerance_table`."""
+    if any(isinstance(c, ToleranceComparison) for c in comparisons):
+        return format_tolerance_table(comparisons, summary)
     rows = comparisons
     if summary:
         merged: dict[str, Comparison] = {}
@@ -438,4 +468,55 @@ def format_table(comparisons: list[Comparison], summary: bool = False) -> str:
             f"{r.backend:<{width}}  {r.case:<{cwidth}}  {r.steps:>6}  {r.spikes:>7}  {r.spike_mismatches:>7}  "
             f"{r.potential_mismatches:>6}  {r.max_abs_dv:>9.3g}  {'ok' if r.ok else 'MISMATCH'}"
         )
+    return "\n".join(lines)
+
+
+def _merged(rows: list[Comparison]) -> ToleranceComparison:
+    """One backend's float-tier runs as one row: counts summed, agreements over every value."""
+    first = next(r for r in rows if isinstance(r, ToleranceComparison))
+    m = ToleranceComparison(first.backend, "(all cases)", 0, 0, 0, 0, 0.0, None, tolerance=first.tolerance)
+    for r in rows:
+        m.steps += max(r.steps, 0)
+        m.spikes += max(r.spikes, 0)
+        broken = r.spike_mismatches < 0 or m.spike_mismatches < 0  # a run that failed outright
+        m.spike_mismatches = -1 if broken else m.spike_mismatches + r.spike_mismatches
+        m.potential_mismatches += max(r.potential_mismatches, 0)
+        m.max_abs_dv = max(m.max_abs_dv, r.max_abs_dv)
+        m.first_difference = m.first_difference or r.first_difference
+        if isinstance(r, ToleranceComparison):
+            m.spike_values += r.spike_values
+            m.readout_values += r.readout_values
+            if r.first_spike_step is not None and m.first_spike_step is None:
+                m.first_spike_step = r.first_spike_step
+    if m.spike_values and m.spike_mismatches >= 0:
+        m.spike_agreement = 1.0 - m.spike_mismatches / m.spike_values
+    if m.readout_values:
+        m.readout_agreement = 1.0 - m.potential_mismatches / m.readout_values
+    return m
+
+
+def format_tolerance_table(comparisons: list[Comparison], summary: bool = False) -> str:
+    """The float tier's table: per run (or per backend with ``summary``) the spike agreement rate, the
+    first step where a spike differs, the largest readout or potential difference and the share of
+    readout and potential values within the tolerance."""
+    rows = comparisons
+    if summary:
+        by_backend: dict[str, list[Comparison]] = {}
+        for c in comparisons:
+            by_backend.setdefault(c.backend, []).append(c)
+        rows = [_merged(group) if any(isinstance(r, ToleranceComparison) for r in group) else group[0]
+                for group in by_backend.values()]
+    width = max([len(r.backend) for r in rows] + [7])
+    cwidth = max([len(r.case) for r in rows] + [4])
+    lines = [f"{'backend':<{width}}  {'case':<{cwidth}}  {'steps':>6}  {'spikes':>7}  {'spike agreement':>15}  "
+             f"{'1st Δspike':>10}  {'max|Δ|':>9}  {'within tol':>10}  result"]
+    lines.append("-" * len(lines[0]))
+    for r in rows:
+        if isinstance(r, ToleranceComparison):
+            first = "-" if r.first_spike_step is None else f"step {r.first_spike_step}"
+            rates = f"{r.spike_agreement:>15.6f}  {first:>10}  {r.max_abs_dv:>9.3g}  {r.readout_agreement:>10.6f}"
+        else:  # a run that failed before its values could be compared
+            rates = f"{'-':>15}  {'-':>10}  {'-':>9}  {'-':>10}"
+        lines.append(f"{r.backend:<{width}}  {r.case:<{cwidth}}  {r.steps:>6}  {r.spikes:>7}  {rates}  "
+                     f"{'ok' if r.ok else 'OUT OF TOLERANCE'}")
     return "\n".join(lines)

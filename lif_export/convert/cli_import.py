@@ -20,17 +20,27 @@ IMPORT_FORMATS = ("onnx", "torchscript", "c", "nir", "pt2")
 
 
 def import_nir(path: str | Path, dt: float | None, out_dir: str | Path, method: str | None = None,
-               report: Callable[[str], None] | None = print) -> ExportResult:
+               report: Callable[[str], None] | None = print, exact: bool = True) -> ExportResult:
     """Read ``path`` at the time step ``dt`` (``None``: the graph's own ``dt`` metadata) with ``method``
     (``"euler"``/``"exp"``; ``None``: the graph's, else Euler), round its weights to the exact grid
-    (each layer's rounding error reported) and export it into ``out_dir``."""
+    (each layer's rounding error reported; ``exact=False`` keeps them as written) and export it into
+    ``out_dir``. A network with ordinary layers left (``exact=False``, or pooling) is exported in the float
+    tier (docs/networks.md), which the C library does not write."""
     from ..export import export_network
+    from ..export.float_tier import float_layers
 
     nir = nir_package()
     graph = nir.read(str(path))
-    net = from_nir(graph, dt, method, exact=True, report=report)
+    net = from_nir(graph, dt, method, exact=exact, report=report)
+    formats: tuple[str, ...] = IMPORT_FORMATS
+    if float_layers(net):
+        formats = tuple(f for f in IMPORT_FORMATS if f != "c")
+        if report is not None:
+            names = ", ".join(f"{i} ({kind})" for i, kind in float_layers(net))
+            report(f"float tier (ordinary layers {names}): writing {', '.join(formats)}; the C library writes "
+                   "only the exact tier")
     inputs = [n for n in graph.nodes.values() if isinstance(n, nir.Input)]
     shape = np.asarray(inputs[0].input_type.get("input") if inputs else [], dtype=np.int64).ravel()
     if shape.size == 0:
         raise InvalidValueError(f"{path}: the graph's Input node has no shape, so the exported input size is unknown")
-    return export_network(net, tuple(int(d) for d in shape), out_dir, formats=IMPORT_FORMATS, report=report)
+    return export_network(net, tuple(int(d) for d in shape), out_dir, formats=formats, report=report)

@@ -70,14 +70,21 @@ def export_network(
     extra_cases: ExtraCases | None = None,
     formats: Iterable[str] = DEFAULT_FORMATS,
     name: str | None = None,
+    exactness: str | None = None,
 ) -> ExportResult:
     """Export a copy of ``net`` (in eval mode and ``dtype``; ``net`` itself is left as it is) for
     inputs ``[batch, *feature_shape]``.
 
     ``extra_cases`` adds golden-vector cases of your own: name -> (description,
     ``x[time, batch, *feature_shape]``). Raises ``TypeError`` for a layer that cannot be exported
-    bit-identically (e.g. an ordinary ``nn.Linear``), before anything is written. ``name`` is the
-    generated C library's name (``c`` format; default ``"net"``).
+    (naming it), before anything is written. ``name`` is the generated C library's name (``c`` format;
+    default ``"net"``).
+
+    ``exactness``: a network with ordinary ``nn.Linear``, ``nn.Conv2d``, ``nn.AvgPool2d`` or BatchNorm
+    (folded) layers is exported in the float tier (``manifest.json``: ``"exactness": "float"``; its
+    results may differ between backends in the last bits, see docs/networks.md), any other in the exact
+    tier. ``"exact"`` refuses such layers instead; ``"float"`` marks any network float tier.
     """
     options = ExportOptions(opset=opset, c_name=name)
-    return export_model(NetworkModel(net, feature_shape, dtype), out_dir, formats, options, report, extra_cases)
+    return export_model(NetworkModel(net, feature_shape, dtype, exactness), out_dir, formats, options, report,
+                        extra_cases)

@@ -26,6 +26,9 @@ MANIFEST_NAME = "manifest.json"
 #: Name of the manifest copy inside an ONNX model's ``metadata_props`` and a
 #: TorchScript archive's ``extra/`` files.
 EMBEDDED_KEY = "lif_export_manifest.json"
+#: The tiers of an export (``"exactness"``): ``exact``, every result bit-identical on every backend;
+#: ``float``, ordinary float layers too (docs/networks.md, "Float tier"), judged within tolerances.
+EXACTNESS = ("exact", "float")
 
 
 class ManifestError(InvalidValueError):
@@ -115,11 +118,13 @@ def generator_versions() -> dict[str, str]:
     }
 
 
-def new_manifest(artifacts: list[ArtifactEntry], vectors: list[VectorCaseEntry], **model: dict) -> dict:
-    """A manifest dict; ``model`` is ``neuron=...`` or ``network=...``."""
+def new_manifest(artifacts: list[ArtifactEntry], vectors: list[VectorCaseEntry], exactness: str = "exact",
+                 **model: dict) -> dict:
+    """A manifest dict; ``model`` is ``neuron=...`` or ``network=...``; ``exactness`` one of :data:`EXACTNESS`."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "generator": generator_versions(),
+        "exactness": exactness,
         **model,
         "artifacts": artifacts,
         "vectors": vectors,
@@ -133,6 +138,11 @@ def _validator() -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(manifest_schema)
     cls.check_schema(manifest_schema)
     return cls(manifest_schema)
+
+
+def exactness(manifest: dict) -> str:
+    """The manifest's tier (:data:`EXACTNESS`); manifests written before tiers existed are ``exact``."""
+    return manifest.get("exactness", "exact")
 
 
 def validate(manifest: dict) -> None:

@@ -29,12 +29,11 @@ from ..cases import Signature
 from ..errors import InvalidTypeError, InvalidValueError
 from ..network import SpikingSequential, StatefulNetwork
 from ..network.protocol import StatefulLayer, Stateless
-from .manifest import StateEntry
+from .float_tier import check_float_layer, float_layers, fold_batch_norms, spike_outputs
+from .manifest import EXACTNESS, StateEntry
 from .spec import DTYPES, DYNAMIC_FEATURES, NeuronSpec
 
 Dim = int | str
-
-
 
 @dataclass(frozen=True)
 class StateTensor:
@@ -75,6 +74,9 @@ class ExportModel(ABC):
     out_dims: list[Dim]
     states: list[StateTensor]
     layers: list[tuple[nn.Module, list[int]]]
+    #: "exact": every layer bit-identical on every backend; "float": ordinary float layers too
+    #: (:mod:`.float_tier`, docs/networks.md "Float tier").
+    exactness: str = "exact"
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -163,17 +165,27 @@ class NetworkModel(ExportModel):
 
     The network is copied (and the copy cast and put in eval mode): the caller's network is
     never changed by an export.
+
+    ``exactness``: ``None`` exports a network with ordinary ``Linear``, ``Conv2d``, ``AvgPool2d`` or
+    ``BatchNorm`` layers in the float tier and any other in the exact tier; ``"exact"`` refuses such
+    layers (naming the first); ``"float"`` marks the export float tier whatever its layers. In the
+    float tier each BatchNorm is folded into the ``Linear`` / ``Conv2d`` before it (its place taken by
+    an ``nn.Identity``, so every layer keeps its index and state names).
     """
 
     prefix = "network"
     description_key = "network"
     output = "out"
 
-    def __init__(self, net: SpikingSequential, feature_shape: tuple[int, ...], dtype: str = "float32") -> None:
+    def __init__(self, net: SpikingSequential, feature_shape: tuple[int, ...], dtype: str = "float32",
+                 exactness: str | None = None) -> None:
         if not isinstance(net, SpikingSequential):
             raise InvalidTypeError(f"net must be a SpikingSequential, got {type(net).__name__}")
         if dtype not in DTYPES:
             raise InvalidValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        if exactness is not None and exactness not in EXACTNESS:
+            raise InvalidValueError(f"exactness must be None (decided by the layers) or one of {list(EXACTNESS)}, "
+                                    f"got {exactness!r}")
         features = tuple(feature_shape)
         if not features or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in features):
             raise InvalidValueError(
@@ -182,10 +194,12 @@ class NetworkModel(ExportModel):
         self.net = copy.deepcopy(net).to(self.torch_dtype).eval()
         try:
             with torch.no_grad():
-                probe, _ = self.net.step(torch.zeros(1, *features, dtype=self.torch_dtype),
-                                         self.net.initial_state(1, self.torch_dtype))
+                outputs, _ = self.net.step_with_layer_outputs(torch.zeros(1, *features, dtype=self.torch_dtype),
+                                                              self.net.initial_state(1, self.torch_dtype))
         except RuntimeError as err:
             raise InvalidValueError(f"feature_shape {features} does not fit the network: {err}") from None
+        probe = outputs[-1]
+        self.folded = self._float_tier(exactness, outputs)
         self.x_dims = ["batch", *features]
         self.out_dims = ["batch", *probe.shape[1:]]
         self.states = [StateTensor(n, f"{n}_next", f"{n}_trace", ["batch", *self._layer_shape(n)])
@@ -199,6 +213,23 @@ class NetworkModel(ExportModel):
             offset += count
         self.description = self._describe()
 
+    def _float_tier(self, exactness: str | None, outputs: list[torch.Tensor]) -> dict[int, str]:
+        """Set :attr:`exactness`; in the float tier check the float layers and fold the BatchNorms
+        (``{index: type}`` of the folded ones is returned)."""
+        found = float_layers(self.net)
+        if exactness == "exact" and found:
+            index, kind = found[0]
+            raise InvalidTypeError(
+                f"cannot export {kind} (layer {index}) in the exact tier: only the exact layers (ExactLinear, "
+                "ExactConv2d, ...) are bit-identical on every backend; lif_export.network.to_exact converts "
+                "Linear and Conv2d to them, or export in the float tier (exactness=None or 'float')")
+        self.exactness = exactness or ("float" if found else "exact")
+        if self.exactness == "exact":
+            return {}
+        for index, _ in found:
+            check_float_layer(index, getattr(self.net.layers[index], "module", self.net.layers[index]))
+        return fold_batch_norms(self.net, outputs)
+
     def _layer_shape(self, state_name: str) -> list[int]:
         return list(self.net.layers[int(state_name.split(".")[1])].shape)  # type: ignore[arg-type]
 
@@ -210,8 +241,14 @@ class NetworkModel(ExportModel):
             if isinstance(layer, StatefulLayer):
                 entry["shape"] = list(layer.shape)
                 entry["repr"] = layer.extra_repr()
+            if i in self.folded:
+                entry.update(type=self.folded[i], folded_into=i - 1)
             layers.append(entry)
-        return {"layers": layers, "state_names": list(self.net.state_names), "dtype": self.dtype}
+        description = {"layers": layers, "state_names": list(self.net.state_names), "dtype": self.dtype}
+        if self.exactness == "float":
+            description["spike_outputs"] = spike_outputs(self.net, self.output,
+                                                         [(s.input, s.output, s.trace) for s in self.states])
+        return description
 
     def reference(self, x: np.ndarray, states: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.no_grad():

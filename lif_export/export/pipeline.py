@@ -87,7 +87,7 @@ def export_model(
             entry = vectors.write_case(model, name, description, x, states, staging / "vectors" / name)
             written.append(with_checksums(entry, staging))
             report(f"[{j}/{total}] vectors/{name:<20} golden vectors, {x.shape[0]} steps x batch {x.shape[1]}")
-        return manifest_mod.new_manifest([a.entry for a in planned], written,
+        return manifest_mod.new_manifest([a.entry for a in planned], written, model.exactness,
                                          **{model.description_key: model.description})
 
     manifest, kept = write_set(out_dir, build, report)

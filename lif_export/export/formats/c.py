@@ -70,6 +70,7 @@ from ...network import (
     SynapticLIFLayer,
 )
 from ...network.exact import GRID_BITS, INPUT_BOUND
+from ..float_tier import FLOAT_LAYERS
 from ..manifest import EMBEDDED_KEY, ArtifactEntry
 from ..model import ExportModel
 from .base import Artifact, ExportOptions, LayerRegistry, embedded_manifest, model_io
@@ -589,6 +590,16 @@ def fixed_shape(model: ExportModel) -> tuple[int, ...]:
     return shape  # type: ignore[return-value]
 
 
+def _emitter(index: int, layer: Any) -> LayerEmitter:
+    """The layer's emitter; a float-tier layer is refused naming it: the C library writes the exact tier only."""
+    if isinstance(layer, FLOAT_LAYERS):
+        raise InvalidTypeError(
+            f"cannot export {type(layer).__name__} to C (layer {index}): the C library writes only the exact tier, "
+            "and an ordinary Linear, Conv2d or AvgPool2d is a float-tier layer (docs/networks.md, \"Float tier\"); "
+            "lif_export.network.to_exact converts Linear and Conv2d to the exact layers")
+    return EMITTERS.emitter_for(layer)
+
+
 def step_code(model: ExportModel, name: str, ct: CType) -> tuple[list[str], list[str]]:
     """``(file-scope definitions: helpers, then every layer; body of <name>_step)``; raises naming a
     layer it cannot write."""
@@ -598,7 +609,7 @@ def step_code(model: ExportModel, name: str, ct: CType) -> tuple[list[str], list
     for i, (layer, indices) in enumerate(model.layers):
         variables = list(getattr(layer, "state_names", None) or [model.states[k].input for k in indices])
         ctx = LayerContext(name, f"{name}_l{i}", ct, act, variables)
-        code = EMITTERS.emitter_for(layer)(ctx, layer)
+        code = _emitter(i, layer)(ctx, layer)
         planned.append((code, ctx, [fields[k] for k in indices]))
         act = code.output
     out_shape = tuple(model.out_dims[1:])

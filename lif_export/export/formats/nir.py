@@ -344,6 +344,22 @@ def write_identity(layer: Any, ctx: NodeContext) -> list[tuple[str, Any]]:
     return []  # Dropout: exported networks run in eval mode
 
 
+@node(nn.AvgPool2d)
+def write_avgpool(layer: Any, ctx: NodeContext) -> list[tuple[str, Any]]:
+    """``AvgPool2d``, or ``SumPool2d`` for sum pooling (``divisor_override=1``); NIR's padding counts
+    the zeros, as PyTorch's default ``count_include_pad=True`` does."""
+    if layer.divisor_override not in (None, 1):
+        _refuse(layer, ctx, f"divisor_override={layer.divisor_override} is neither an average (None) nor a sum (1)")
+    if layer.ceil_mode:
+        _refuse(layer, ctx, "ceil_mode=True sizes the last window in a way NIR's pooling nodes do not state")
+    padding = np.broadcast_to(layer.padding, 2)
+    if padding.any() and not layer.count_include_pad and layer.divisor_override is None:
+        _refuse(layer, ctx, "count_include_pad=False with padding averages over fewer values than NIR's AvgPool2d")
+    pool = ctx.nir.SumPool2d if layer.divisor_override == 1 else ctx.nir.AvgPool2d
+    return [("", pool(kernel_size=np.broadcast_to(layer.kernel_size, 2).copy(),
+                      stride=np.broadcast_to(layer.stride or layer.kernel_size, 2).copy(), padding=padding.copy()))]
+
+
 @node(nn.MaxPool2d)
 def write_maxpool(layer: Any, ctx: NodeContext) -> list[tuple[str, Any]]:
     return _refuse(layer, ctx, "NIR has no max pooling node (only SumPool2d and AvgPool2d)")

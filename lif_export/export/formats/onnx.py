@@ -36,6 +36,7 @@ from ...network import (
     RecurrentLIFLayer,
     SynapticLIFLayer,
 )
+from ..float_tier import conv_pads
 from ..manifest import ArtifactEntry
 from ..model import ExportModel, as_model
 from ..spec import NeuronSpec
@@ -242,11 +243,68 @@ def emit_maxpool(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hi
     return g.op1("MaxPool", [x], f"{hint}maxpool", kernel_shape=k, strides=stride), []
 
 
+# -- the float tier: ordinary layers as ordinary float operations (docs/networks.md) -----------------
+
+#: Float-tier layer type -> its emitter; a float-tier model also uses every exact emitter (:func:`registry_for`).
+FLOAT_EMITTERS: LayerRegistry[LayerEmitter] = LayerRegistry("ONNX", "in the float tier")
+
+
+def _float32_only(layer: Any, dtype: str, op: str) -> None:
+    if dtype != "float32":
+        raise InvalidTypeError(f"cannot export {type(layer).__name__} to ONNX in {dtype}: onnxruntime has no {dtype} "
+                               f"{op}; export the float tier in float32")
+
+
+@FLOAT_EMITTERS.register(nn.Linear)
+def emit_linear(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
+    """``x @ weight.T + bias``: a ``MatMul`` and an ``Add``."""
+    out = g.op1("MatMul", [x, param(g, layer, "weight_t", dtype, hint, layer.weight.t())], f"{hint}matmul")
+    if layer.bias is not None:
+        out = g.op1("Add", [out, param(g, layer, "bias", dtype, hint)], f"{hint}linear")
+    return out, []
+
+
+@FLOAT_EMITTERS.register(nn.Conv2d)
+def emit_conv2d(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
+    """``Conv`` with the layer's stride, dilation and zero padding (groups 1: :func:`check_float_layer`)."""
+    _float32_only(layer, dtype, "Conv")
+    inputs = [x, param(g, layer, "weight", dtype, hint)] + ([param(g, layer, "bias", dtype, hint)]
+                                                            if layer.bias is not None else [])
+    return g.op1("Conv", inputs, f"{hint}conv", kernel_shape=_pair(layer.kernel_size), strides=_pair(layer.stride),
+                 dilations=_pair(layer.dilation), pads=conv_pads(layer), group=1), []
+
+
+@FLOAT_EMITTERS.register(nn.AvgPool2d)
+def emit_avgpool(g: Graph, layer: Any, x: str, states: list[str], dtype: str, hint: str) -> tuple[str, list[str]]:
+    """``AveragePool``; sum pooling (``divisor_override=1``) multiplies the average back by the window's
+    size, ONNX having no sum pooling (ceil_mode and other divisors are refused by :func:`check_float_layer`)."""
+    _float32_only(layer, dtype, "AveragePool")
+    kernel = _pair(layer.kernel_size)
+    sum_pool = layer.divisor_override == 1
+    out = g.op1("AveragePool", [x], f"{hint}avgpool", kernel_shape=kernel,
+                strides=_pair(layer.stride or layer.kernel_size), pads=_pair(layer.padding) * 2,
+                count_include_pad=int(layer.count_include_pad or sum_pool))
+    if sum_pool:
+        out = g.op1("Mul", [out, g.const(f"{hint}window", np.array(kernel[0] * kernel[1], np.dtype(dtype)))],
+                    f"{hint}sumpool")
+    return out, []
+
+
+def registry_for(model: ExportModel) -> LayerRegistry[LayerEmitter]:
+    """The emitters a model may use: the exact ones, and the float-tier ones too for a float-tier model."""
+    if model.exactness == "exact":
+        return EMITTERS
+    registry: LayerRegistry[LayerEmitter] = LayerRegistry("ONNX", FLOAT_EMITTERS.why)
+    registry.update(FLOAT_EMITTERS)
+    registry.update(EMITTERS)
+    return registry
+
+
 # -- graphs ------------------------------------------------------------------------------------------
 
 def step_function(model: ExportModel) -> StepFn:
     """The model's step as ONNX nodes: each layer through its emitter, the states threaded through."""
-    emitters = [EMITTERS.emitter_for(layer) for layer, _ in model.layers]  # refuses unexportable layers first
+    emitters = [registry_for(model).emitter_for(layer) for layer, _ in model.layers]  # refuses unexportable ones
     single = len(model.layers) == 1
 
     def step(g: Graph, x: str, states: list[str]) -> tuple[str, list[str]]:
