@@ -1,10 +1,11 @@
-"""The ONNX format: a step graph and a ``Loop`` sequence graph, built node by node per layer.
+"""The ONNX format: a step graph and a ``Scan`` sequence graph, built node by node per layer.
 
 :data:`EMITTERS` maps each layer type to the function that writes its step as ONNX nodes with
 exactly the arithmetic of ``docs/semantics.md`` (``Mul`` then ``Add``, never a fused
-multiply-add; ``Greater``; ``Where`` or ``Mul`` + ``Sub`` for the reset). The graphs are written,
+multiply-add; ``Greater``; for the reset a select (``Where``, or the same bits from a ``Min``:
+``emit_zero_reset`` in ``onnx_builder.py``) or ``Mul`` + ``Sub``). The graphs are written,
 not traced, so that every operation is the one PyTorch runs. The same step serves the step graph
-and the body of the sequence graph's ``Loop``, so the two cannot drift apart.
+and the body of the sequence graph's ``Scan``, so the two cannot drift apart.
 
 Step graph:      x[batch, *F], *states            -> output, *next states
 Sequence graph:  x[time, batch, *F], *states      -> output[time, ...], *final states, *traces[time, ...]
@@ -49,6 +50,7 @@ from .onnx_builder import (
     emit_fire_and_reset,
     emit_integrate,
     emit_lif,
+    emit_zero_reset,
     sequence_model,
     step_model,
 )
@@ -97,7 +99,8 @@ def emit_lif_layer(g: Graph, layer: Any, x: str, states: list[str], dtype: str,
     pending_f = g.op1("Cast", [pending], f"{hint}pending_f", to=elem)
     if layer.reset == "zero":
         assert v_reset is not None
-        u = emit_integrate(g, x, g.op1("Where", [pending, v_reset, v], f"{hint}v_held"), beta, hint)
+        u = emit_integrate(g, x, emit_zero_reset(g, v, pending, pending_f, threshold, v_reset, f"{hint}held_"), beta,
+                           hint)
     else:
         u = emit_integrate(g, x, v, beta, hint)
         if layer.reset == "subtract":
@@ -332,8 +335,8 @@ def step_graph(model: ExportModel | NeuronSpec, opset: int = DEFAULT_OPSET,
 
 def sequence_graph(model: ExportModel | NeuronSpec, opset: int = DEFAULT_OPSET,
                    metadata: dict[str, str] | None = None) -> onnx.ModelProto:
-    """A ``Loop`` over a dynamic number of steps, every state in and out; feeding a stream in chunks
-    with the states carried equals one unsplit run."""
+    """A ``Scan`` over a dynamic number of steps (``T = 0`` included), every state in and out;
+    feeding a stream in chunks with the states carried equals one unsplit run."""
     model = as_model(model)
     return sequence_model(f"{model.prefix}_sequence", Graph(), step_function(model), model.x_dims, model.output,
                           model.out_dims, _state_io(model), ONNX_DTYPES[model.dtype], opset, metadata or {},

@@ -42,6 +42,13 @@ class Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name=name))
         return name
 
+    def constant(self, name: str) -> np.ndarray | None:
+        """The value of the initializer ``name``, or ``None`` when ``name`` is computed by a node."""
+        for tensor in self.initializers:
+            if tensor.name == name:
+                return numpy_helper.to_array(tensor)
+        return None
+
     def op1(self, op_type: str, inputs: Sequence[str], hint: str, **attrs: Any) -> str:
         """Add a node with one output; returns the output's name."""
         name = self.fresh(hint)
@@ -60,14 +67,90 @@ class Graph:
 
 # -- the arithmetic of docs/semantics.md ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ResetLimit:
+    """The bound of the zero reset's ``Min``: ``ceiling - spike`` when ``ceiling`` is set, else
+    ``numerator / spike``, minus ``offset`` when that is set (arrays broadcast like the threshold)."""
+
+    ceiling: np.ndarray | None = None
+    numerator: np.ndarray | None = None
+    offset: np.ndarray | None = None
+
+
+def zero_reset_limit(threshold: np.ndarray, v_reset: np.ndarray) -> ResetLimit | None:
+    """A :class:`ResetLimit` such that ``Min(u, limit)`` is the zero reset ``v_reset where u >
+    threshold else u`` bit for bit, or ``None`` (then the reset stays a ``Where``): when some neuron
+    has ``v_reset > threshold``, ``v_reset = -0.0`` (which no Sub or Div rounds to), or a non-finite
+    parameter.
+
+    Fired (``spike = 1``, ``u > threshold >= v_reset``, so ``u`` is above ``v_reset`` and not NaN):
+    the limit rounds to exactly ``v_reset`` and ``Min`` returns it. Not fired (``spike = 0``, ``u <=
+    threshold`` or NaN): the limit is ``ceiling >= threshold`` (nonzero, so a tie has ``u``'s bits) or
+    ``+inf``, and ``Min`` returns ``u`` itself, a NaN with its payload (onnxruntime's ``Min``
+    propagates a NaN operand unchanged; the conformance suite checks it). The cheapest form that is
+    exact for every neuron: ``(v_reset + 1) - spike``, else ``v_reset / spike`` (all ``v_reset >
+    0``), else ``k / spike - (k - v_reset)`` with ``k`` far below ``v_reset``'s ulp (``1`` for 0).
+    """
+    theta, reset = (a.reshape(-1) for a in np.broadcast_arrays(threshold, np.asarray(v_reset, threshold.dtype)))
+    shape = np.broadcast_shapes(np.shape(threshold), np.shape(v_reset))
+    bits = _bits(theta.dtype)
+    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(reset)) and np.all(reset <= theta)
+            and not np.any((reset == 0) & np.signbit(reset))):
+        return None
+    with np.errstate(over="ignore", under="ignore"):
+        ceiling = reset + theta.dtype.type(1)
+        if np.all(((ceiling - 1).view(bits) == reset.view(bits)) & (ceiling >= theta) & (ceiling != 0)):
+            return ResetLimit(ceiling=ceiling.reshape(shape))
+        if np.all(reset > 0):
+            return ResetLimit(numerator=reset.reshape(shape))
+        k = np.where(reset == 0, theta.dtype.type(1), np.spacing(np.abs(reset)) / 8).astype(theta.dtype)
+        offset = k - reset
+        if np.all((k > 0) & ((k - offset).view(bits) == reset.view(bits))):
+            return ResetLimit(numerator=k.reshape(shape), offset=offset.reshape(shape))
+    return None
+
+
+def _bits(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer type as wide as the float ``dtype`` (to compare bits, NaN and -0.0 included)."""
+    return np.dtype(f"u{dtype.itemsize}")
+
+
+def _uniform(values: np.ndarray) -> np.ndarray:
+    """``values`` as one scalar when every element has the same bits (a scalar operand is faster)."""
+    flat = values.reshape(-1).view(_bits(values.dtype))
+    return values.reshape(-1)[0].copy() if flat.size and np.all(flat == flat[0]) else values
+
+
+def emit_zero_reset(g: Graph, u: str, fired: str, spike: str, threshold: str, v_reset: str, hint: str = "") -> str:
+    """``v_reset where fired else u``, bit for bit. onnxruntime's ``Where`` builds two selections and
+    merges them (about five elementwise operations' time), so when ``threshold`` and ``v_reset`` are
+    constants with a :func:`zero_reset_limit`, the same bits come from ``Min(u, limit)``: one or two
+    elementwise operations on ``spike`` and a ``Min``, each exact (no rounding reaches the result)."""
+    theta, reset = g.constant(threshold), g.constant(v_reset)
+    limit = None if theta is None or reset is None else zero_reset_limit(theta, reset)
+    if limit is None:
+        return g.op1("Where", [fired, v_reset, u], f"{hint}v_next")
+    if limit.ceiling is not None:
+        bound = g.op1("Sub", [g.const(f"{hint}reset_ceiling", _uniform(limit.ceiling)), spike], f"{hint}reset_limit")
+    else:
+        assert limit.numerator is not None
+        bound = g.op1("Div", [g.const(f"{hint}reset_numerator", _uniform(limit.numerator)), spike],
+                      f"{hint}reset_limit")
+        if limit.offset is not None:
+            bound = g.op1("Sub", [bound, g.const(f"{hint}reset_offset", _uniform(limit.offset))],
+                          f"{hint}reset_limit_low")
+    return g.op1("Min", [u, bound], f"{hint}v_next")
+
+
 def emit_fire_and_reset(g: Graph, u: str, threshold: str, v_reset: str | None, reset: str,
                         elem: int, hint: str = "") -> tuple[str, str, str]:
-    """``(spike, v_next, fired)``: strictly greater, then the reset (a select for "zero")."""
+    """``(spike, v_next, fired)``: strictly greater, then the reset (a select for "zero":
+    :func:`emit_zero_reset`)."""
     fired = g.op1("Greater", [u, threshold], f"{hint}fired")
     spike = g.op1("Cast", [fired], f"{hint}spike", to=elem)
     if reset == "zero":
         assert v_reset is not None, "the zero reset needs v_reset"
-        v_next = g.op1("Where", [fired, v_reset, u], f"{hint}v_next")
+        v_next = emit_zero_reset(g, u, fired, spike, threshold, v_reset, hint)
     elif reset == "subtract":
         v_next = g.op1("Sub", [u, g.op1("Mul", [spike, threshold], f"{hint}drop")], f"{hint}v_next")
     else:
@@ -114,7 +197,24 @@ def ir_version_for(opset: int) -> int:
     return onnx.IR_VERSION
 
 
+def _used_names(graph: onnx.GraphProto) -> set[str]:
+    """Every name a node of ``graph`` or of its nested graphs reads, and the graph's outputs."""
+    used = {o.name for o in graph.output}
+    for node in graph.node:
+        used.update(node.input)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                used |= _used_names(sub)
+    return used
+
+
 def make_model(graph: onnx.GraphProto, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
+    """The model around ``graph``, without the constants no node reads (an emitter may make a
+    parameter that a cheaper formulation then leaves unused, e.g. :func:`emit_zero_reset`'s)."""
+    used = _used_names(graph)
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="lif_export",
                               doc_string="lif_export (docs/semantics.md); state is explicit input/output.")
     model.ir_version = ir_version_for(opset)
@@ -168,7 +268,10 @@ def sequence_model(name: str, g: Graph, step: StepFn, x_dims: Dims, out: str, ou
 
     ``Scan`` slices ``x`` in place and writes every step's outputs straight into the stacked
     results, so a step costs only its own nodes (a ``Loop`` gathers ``x[t]`` into a copy and
-    concatenates its results at the end, several times slower). onnxruntime's ``Scan`` fails on
+    concatenates its results at the end, several times slower). An iteration itself costs about a
+    microsecond, so unrolling K steps per iteration gains nothing and costs copies: its stacked
+    ``[T/K, K, ...]`` results become ``[T, ...]`` graph outputs only through a ``Reshape``, which
+    onnxruntime copies (measured slower at every K). onnxruntime's ``Scan`` fails on
     ``time == 0``, so it sits in the ``else`` branch of an ``If (time == 0)`` whose ``then``
     branch returns the states unchanged and empty ``[0, ...]`` results: the output shaped like the
     state ``out_shape_of_state`` names, or, when it is like no state (``None``), like the output
