@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from . import validation
 from .errors import InvalidTypeError
 from .fast.dispatch import fast_sequence
-from .fast.simulate import simulate_script
+from .fast.simulate import output_buffer, simulate_script
 from .functional import lif_sequence, lif_step
 from .parameters import (
     MIN_LEARNED_THRESHOLD,
@@ -156,6 +156,11 @@ class LIFSequence(LIFParameters):
 
     ``forward_trace`` also returns the potential after every step, ``[T, *]``.
 
+    Without gradients (``torch.no_grad()``, or nothing that needs one) both run an in-place loop, in
+    TorchScript too (PyTorch operations only); ``forward(x, v, out=buffer)`` writes the spikes into a
+    caller's ``[T, *]`` buffer. With gradients: the hand-written backward through time in eager mode
+    (:mod:`lif_export.fast`), autograd through :func:`~lif_export.functional.lif_sequence` when scripted.
+
     Example::
 
         >>> seq = LIFSequence(beta=0.8, reset="subtract")
@@ -163,35 +168,47 @@ class LIFSequence(LIFParameters):
         >>> spikes, v_T, v_trace = seq.forward_trace(torch.rand(100, 32, 10))
     """
 
-    def _run(self, x: Tensor, v0: Tensor | None, return_trace: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _run(self, x: Tensor, v0: Tensor | None, return_trace: bool,
+             out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         if v0 is None:
             if x.dim() < 1:
                 raise ValueError("x must have a leading time dimension [T, ...], got a 0-dim tensor")
             v0 = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
         beta, threshold, v_reset = self.neuron_parameters()
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or v0.requires_grad or beta.requires_grad or threshold.requires_grad)
+        if out is not None and needs_grad:
+            raise ValueError("out is for runs without gradients (under torch.no_grad(), or with an input and "
+                             "parameters that need none): autograd cannot record the writes into it")
         if not torch.jit.is_scripting():
-            fast = self._fast_run(x, v0, beta, threshold, v_reset, return_trace)
+            fast = self._fast_run(x, v0, beta, threshold, v_reset, return_trace, out)
             if fast is not None:
                 return fast
-        elif (x.dtype == torch.float32 or x.dtype == torch.float64) and not (torch.is_grad_enabled() and (
-                x.requires_grad or v0.requires_grad or beta.requires_grad or threshold.requires_grad)):
+        elif (x.dtype == torch.float32 or x.dtype == torch.float64) and not needs_grad:
             # Scripted, no gradient needed: the in-place loop of lif_export.fast (PyTorch operations only,
             # so a saved module runs it anywhere, C++ included), the same bits as the loop below.
-            return simulate_script(x, v0, beta, threshold, v_reset, self.reset, return_trace)
-        return lif_sequence(
+            return simulate_script(x, v0, beta, threshold, v_reset, self.reset, return_trace, out)
+        spikes, v, trace = lif_sequence(
             x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_slope, return_trace
         )
+        if out is not None:
+            spikes = output_buffer(x, out).copy_(spikes)
+        return spikes, v, trace
 
     @torch.jit.unused
     def _fast_run(
-        self, x: Tensor, v0: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, return_trace: bool
+        self, x: Tensor, v0: Tensor, beta: Tensor, threshold: Tensor, v_reset: Tensor, return_trace: bool,
+        out: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor | None] | None:
         # Eager only: the same bits through lif_export.fast (in-place forward, hand-written BPTT).
         return fast_sequence(x, v0, beta, threshold, v_reset, self.reset, self.surrogate, self.surrogate_slope,
-                             return_trace)
+                             return_trace, out)
 
-    def forward(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        spikes, v_final, _ = self._run(x, v, False)
+    def forward(self, x: Tensor, v: Tensor | None = None, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(spikes[T, *], v_T)``; ``out``, optional, a ``[T, *]`` tensor of ``x``'s dtype the spikes are
+        written into (and returned), for runs without gradients: a buffer reused across calls saves
+        allocating (and page-faulting) a new output every time."""
+        spikes, v_final, _ = self._run(x, v, False, out)
         return spikes, v_final
 
     @torch.jit.export

@@ -131,6 +131,12 @@ def w1_paths(ctx: BenchContext) -> list[BenchPath]:
         with torch.no_grad():
             return scripted(x, zeros)
 
+    def reused(module) -> Callable[[], object]:
+        def run():
+            with torch.no_grad():
+                return module(x, zeros, out)
+        return run
+
     def onnx_sequence():
         s, v = session.run(["spike", "v_next"], {"x": xn, "v": vn})
         return s, v
@@ -146,11 +152,16 @@ def w1_paths(ctx: BenchContext) -> list[BenchPath]:
     kernel = compiled()
     return [
         BenchPath("eager naive loop (LIFCell per step)", naive),
-        BenchPath("eager LIFSequence (fast path)", eager_sequence),
+        BenchPath("eager LIFSequence (fast path)", eager_sequence,
+                  note="a new output every call, from numpy's allocator (transparent huge pages)"),
+        BenchPath("eager LIFSequence, reused out=", reused(seq), note="forward(x, v, out=buffer)"),
         BenchPath("lif_export.fast.simulate, preallocated out", fast_out("auto"),
                   note=f"compiled kernel: {kernel.description}" if kernel.library is not None else kernel.description),
         BenchPath("fast.simulate, PyTorch ops (no compiler)", fast_out("torch")),
-        BenchPath("TorchScript LIFSequence", torchscript),
+        BenchPath("TorchScript LIFSequence", torchscript,
+                  note="a new output every call: its page faults (THP_MEM_ALLOC_ENABLE=1 makes them fewer)"),
+        BenchPath("TorchScript LIFSequence, reused out=", reused(scripted),
+                  note="forward(x, v, out=buffer), as the native reference reuses its output"),
         BenchPath("onnxruntime sequence graph (Scan)", onnx_sequence),
         BenchPath("onnxruntime sequence graph, bound outputs", onnx_bound, note="IOBinding to preallocated arrays"),
         BenchPath("onnxruntime sequence graph, chunked", onnx_chunked,
@@ -237,7 +248,7 @@ def w3_paths(ctx: BenchContext) -> list[BenchPath]:
 
     learned = LIFSequence(learn_beta=True, learn_threshold=True)
 
-    return [
+    paths = [
         BenchPath("eager naive loop + autograd", naive(LIFCell())),
         BenchPath("eager LIFSequence (hand-written BPTT)", module(LIFSequence())),
         BenchPath("TorchScript LIFSequence + autograd", module(torch.jit.script(LIFSequence()))),
@@ -247,6 +258,26 @@ def w3_paths(ctx: BenchContext) -> list[BenchPath]:
         BenchPath("learned beta, threshold: lif_sequence + autograd", autograd_loop(learned), group="learned"),
         BenchPath("learned beta, threshold: eager LIFSequence (BPTT)", module(learned), group="learned"),
     ]
+    for path in paths:
+        kept = saved_for_backward(path.run, exclude=weights) / (x.numel() * x.element_size())
+        path.note = "; ".join(filter(None, [path.note, f"keeps {kept:.2f} floats per neuron-step for backward"]))
+    return paths
+
+
+def saved_for_backward(run: Callable[[], object], exclude: torch.Tensor) -> int:
+    """Bytes the autograd graph of one call of ``run`` keeps for its backward pass: the distinct
+    storages of the saved tensors (``exclude``'s, the loss's constant weights, not counted)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() != exclude.untyped_storage().data_ptr():
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(storages.values())
 
 
 def _grads(module: torch.nn.Module, xi: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -23,6 +23,8 @@ from .ccompile import Compiled, load
 RESETS = {"zero": 0, "subtract": 1, "none": 2}
 #: The surrogates the backward kernel computes (IEEE arithmetic only), by their number in the C file.
 SURROGATES = {"fast_sigmoid": 0, "arctan": 1, "triangle": 2, "straight_through": 3}
+#: The learned parameters' per-step terms ``lif_backward_*_parts`` computes, by their number in the C file.
+PART_KINDS = {"beta": 0, "reset": 1}
 _SUFFIXES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
 
@@ -37,8 +39,11 @@ def compiled() -> Compiled:
             forward.argtypes = [p, p, p, p, p, n, n, p, p, p, i, i]
             forward.restype = None
             backward = getattr(built.library, f"lif_backward_{suffix}")
-            backward.argtypes = [p, p, p, n, n, p, p, p, i, i, real, real, real, p, p, p, p, p]
+            backward.argtypes = [p, p, p, n, n, p, p, p, i, i, real, real, real, p, p]
             backward.restype = None
+            parts = getattr(built.library, f"lif_backward_{suffix}_parts")
+            parts.argtypes = [p, p, p, n, n, p, p, p, i, i, p]
+            parts.restype = None
     return built
 
 
@@ -76,20 +81,33 @@ def run_kernel(x: Tensor, v: Tensor, beta: Tensor, threshold: Tensor, v_reset: T
 
 def run_backward(u_trace: Tensor, grad_spikes: Tensor | None, grad_v: Tensor | None, beta: Tensor,
                  threshold: Tensor, v_reset: Tensor, reset: str, surrogate: str, slope: float,
-                 parts: tuple[bool, bool, bool]) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None] | None:
-    """The backward kernel: ``(grad_x, spike_part, reset_part, beta_part)`` as
-    :func:`~lif_export.fast.bptt.backward_through_time` fills them, or ``None`` when it is unavailable
-    or cannot take these tensors. ``parts``: whether the spike, reset and beta parts are wanted."""
+                 spike_part: Tensor | None) -> Tensor | None:
+    """The backward kernel: ``grad_x[T, *]`` as :func:`~lif_export.fast.bptt.backward_through_time`
+    computes it (and ``spike_part``, if given, filled as it fills it), or ``None`` when the kernel is
+    unavailable or cannot take these tensors."""
     library = compiled().library
-    if library is None or surrogate not in SURROGATES or not _usable(u_trace, grad_v, grad_spikes):
+    if library is None or surrogate not in SURROGATES or not _usable(u_trace, grad_v, grad_spikes, spike_part):
         return None
     steps, step_shape = u_trace.size(0), u_trace.shape[1:]
     params = _parameters(beta, threshold, v_reset, step_shape, True)
     grad_x = torch.empty_like(u_trace)
-    scratch = torch.empty(step_shape, dtype=u_trace.dtype)
-    spike_part, reset_part, beta_part = (torch.empty_like(u_trace) if wanted else None for wanted in parts)
     getattr(library, f"lif_backward_{_SUFFIXES[u_trace.dtype][0]}")(
-        u_trace.data_ptr(), _ptr(grad_spikes), _ptr(grad_v), steps, scratch.numel(),
+        u_trace.data_ptr(), _ptr(grad_spikes), _ptr(grad_v), steps, math.prod(step_shape),
         *(p.data_ptr() for p in params), RESETS[reset], SURROGATES[surrogate], slope, math.pi / 2.0 * slope,
-        slope / 2.0, grad_x.data_ptr(), scratch.data_ptr(), _ptr(spike_part), _ptr(reset_part), _ptr(beta_part))
-    return grad_x, spike_part, reset_part, beta_part
+        slope / 2.0, grad_x.data_ptr(), _ptr(spike_part))
+    return grad_x
+
+
+def run_parts(u_trace: Tensor, grad_x: Tensor, grad_v: Tensor | None, beta: Tensor, threshold: Tensor,
+              v_reset: Tensor, reset: str, kind: str, out: Tensor) -> bool:
+    """Fill ``out[T, *]`` with a learned parameter's per-step terms as
+    :func:`~lif_export.fast.bptt.parameter_terms_into` does (``kind``: ``"beta"`` or ``"reset"``) if the
+    kernel is available and can take these tensors; returns whether it ran."""
+    library = compiled().library
+    if library is None or not _usable(u_trace, grad_v, grad_x, out):
+        return False
+    params = _parameters(beta, threshold, v_reset, u_trace.shape[1:], True)
+    getattr(library, f"lif_backward_{_SUFFIXES[u_trace.dtype][0]}_parts")(
+        u_trace.data_ptr(), grad_x.data_ptr(), _ptr(grad_v), u_trace.size(0), math.prod(u_trace.shape[1:]),
+        *(p.data_ptr() for p in params), RESETS[reset], PART_KINDS[kind], out.data_ptr())
+    return True

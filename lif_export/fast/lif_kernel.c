@@ -78,26 +78,61 @@ LIF_SIMULATE(lif_simulate_f64, double)
  *
  * Inputs: u_trace [steps, n]; grad_spikes [steps, n] or NULL (spikes unused); grad_v [n] or NULL;
  * beta, threshold, v_reset [n] each (expanded by the caller); slope, k = pi/2 * slope and
- * half = slope / 2 rounded to T; scratch [n]. Outputs: grad_x [steps, n] (the gradient of every
- * step's u); optional (NULL: not wanted): spike_part [steps, n] (the surrogate's part of grad u,
- * for the threshold), reset_part [steps, n] (-(grad of v_t) * s_t, the subtract reset's threshold
- * term; row steps-1 only with grad_v), beta_part [steps, n] (grad u_t * v_(t-1) for t >= 1, the
- * beta term; row 0 is left to the caller, v_(-1) being the initial state). */
+ * half = slope / 2 rounded to T. Outputs: grad_x [steps, n] (the gradient of every
+ * step's u); optional (NULL: not wanted): spike_part [steps, n], the surrogate's part of grad u
+ * negated (-(grad_spikes * isfinite(z g) * g), the learned threshold's term, as autograd's
+ * SubBackward negates it before the sum).
+ *
+ * The learned parameters' per-step terms come afterwards from grad_x (lif_parts_*), one kind at a
+ * time into one reused [steps, n] buffer: kind 0, beta: out[t] = grad u_t * v_(t-1) for t >= 1 (row 0
+ * is left to the caller, v_(-1) being the initial state); kind 1, the subtract reset's threshold
+ * term: out[t] = (-grad v_t) * s_t with grad v_t = grad u_(t+1) * beta (grad_v at the last step; row
+ * steps-1 left alone without grad_v). The same operations as in the loop, so the same bits. */
 
 enum { SG_FAST_SIGMOID = 0, SG_ARCTAN = 1, SG_TRIANGLE = 2, SG_STRAIGHT_THROUGH = 3 };
 
-/* One row of grad_spikes * isfinite(z * g) * g with z = u - threshold and g = nan_to_num(surrogate(z))
- * (isfinite(zg): zg - zg is exactly 0 for a finite zg). One function per surrogate. */
-#define LIF_SPIKE_ROW(NAME, T, FABS, TMAX, G)                                                         \
-  static void NAME(const T* restrict u, const T* restrict th, const T* restrict gs, T* restrict out,  \
-                   long n, T slope, T k, T half) {                                                    \
+/* One step of the backward, row t, in one loop over the neurons (one function per surrogate):
+ * grad v_t = next * beta (next = grad u_(t+1)), or grad_v at the last step (next NULL), or none (both
+ * NULL); the spike part grad_spikes * isfinite(z * g) * g with z = u - threshold and
+ * g = nan_to_num(surrogate(z)) (isfinite(zg): zg - zg is exactly 0 for a finite zg), stored negated
+ * into sp_out when given; grad u_t = (the zero reset's where(fired, 0, grad v_t)) + the spike part. */
+#define LIF_BACKWARD_ROW(NAME, T, FABS, TMAX, G)                                                      \
+  /* GV: 0 no grad v_t, 1 gvs * beta, 2 gvs; GS: grad_spikes given; SP: sp_out given (constants, so   \
+   * that each combination compiles to its own vectorised loop) */                                    \
+  static inline __attribute__((always_inline)) void NAME##_body(                                      \
+      const T* restrict u, const T* restrict th, const T* restrict beta, const T* restrict gs,        \
+      const T* restrict gvs, int zero, T* restrict gx, T* restrict sp_out, long n, T slope, T k,      \
+      T half, const int GV, const int GS, const int SP) {                                             \
     (void)slope; (void)k; (void)half;                                                                 \
     for (long i = 0; i < n; ++i) {                                                                    \
-      const T z = u[i] - th[i];                                                                       \
-      T g = G;                                                                                        \
-      g = g != g ? (T)0 : g > TMAX ? TMAX : g < -TMAX ? -TMAX : g; /* nan_to_num(g, nan=0.0) */       \
-      const T zg = z * g;                                                                             \
-      out[i] = (gs[i] * (zg - zg == 0 ? (T)1 : (T)0)) * g;                                            \
+      const T gv = GV == 1 ? gvs[i] * beta[i] : GV == 2 ? gvs[i] : (T)0;                              \
+      const T from_state = zero && u[i] > th[i] ? (T)0 : gv;                                          \
+      if (GS) {                                                                                       \
+        const T z = u[i] - th[i];                                                                     \
+        T g = G;                                                                                      \
+        g = g != g ? (T)0 : g > TMAX ? TMAX : g < -TMAX ? -TMAX : g; /* nan_to_num(g, nan=0.0) */     \
+        const T zg = z * g;                                                                           \
+        const T sp = (gs[i] * (zg - zg == 0 ? (T)1 : (T)0)) * g;                                      \
+        if (SP) sp_out[i] = -sp;                                                                      \
+        /* both NaN: the second's payload */                                                          \
+        gx[i] = GV == 0 ? sp : sp != sp ? sp + sp : from_state + sp;                                  \
+      } else {                                                                                        \
+        gx[i] = GV ? from_state : (T)0;                                                               \
+      }                                                                                               \
+    }                                                                                                 \
+  }                                                                                                   \
+  static void NAME(const T* u, const T* th, const T* beta, const T* gs, const T* gvs, int gv_kind,    \
+                   int zero, T* gx, T* sp_out, long n, T slope, T k, T half) {                        \
+    switch (gv_kind * 4 + (gs ? 2 : 0) + (sp_out ? 1 : 0)) {                                          \
+      case 0: case 1: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 0, 0, 0); break; \
+      case 2: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 0, 1, 0); break; \
+      case 3: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 0, 1, 1); break; \
+      case 4: case 5: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 1, 0, 0); break; \
+      case 6: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 1, 1, 0); break; \
+      case 7: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 1, 1, 1); break; \
+      case 8: case 9: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 2, 0, 0); break; \
+      case 10: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 2, 1, 0); break; \
+      default: NAME##_body(u, th, beta, gs, gvs, zero, gx, sp_out, n, slope, k, half, 2, 1, 1); break; \
     }                                                                                                 \
   }
 
@@ -109,60 +144,44 @@ enum { SG_FAST_SIGMOID = 0, SG_ARCTAN = 1, SG_TRIANGLE = 2, SG_STRAIGHT_THROUGH 
 #define G_TRIANGLE(T, FABS) (((T)0 > (T)1 - FABS(z) * slope ? (T)0 : (T)1 - FABS(z) * slope) * slope)
 
 #define LIF_BPTT(NAME, T, FABS, TMAX)                                                                 \
-  LIF_SPIKE_ROW(NAME##_fast_sigmoid, T, FABS, TMAX, G_FAST_SIGMOID(T, FABS))                          \
-  LIF_SPIKE_ROW(NAME##_arctan, T, FABS, TMAX, G_ARCTAN(T))                                            \
-  LIF_SPIKE_ROW(NAME##_triangle, T, FABS, TMAX, G_TRIANGLE(T, FABS))                                  \
-  LIF_SPIKE_ROW(NAME##_straight_through, T, FABS, TMAX, slope)                                        \
+  LIF_BACKWARD_ROW(NAME##_fast_sigmoid, T, FABS, TMAX, G_FAST_SIGMOID(T, FABS))                       \
+  LIF_BACKWARD_ROW(NAME##_arctan, T, FABS, TMAX, G_ARCTAN(T))                                         \
+  LIF_BACKWARD_ROW(NAME##_triangle, T, FABS, TMAX, G_TRIANGLE(T, FABS))                               \
+  LIF_BACKWARD_ROW(NAME##_straight_through, T, FABS, TMAX, slope)                                     \
   void NAME(const T* u_trace, const T* grad_spikes, const T* grad_v, long steps, long n,              \
             const T* restrict beta, const T* restrict th, const T* restrict vr, int reset,            \
-            int surrogate, T slope, T k, T half, T* grad_x, T* restrict gv, T* spike_part,            \
-            T* reset_part, T* beta_part) {                                                            \
-    void (*spike_row)(const T*, const T*, const T*, T*, long, T, T, T) =                              \
+            int surrogate, T slope, T k, T half, T* grad_x, T* spike_part) {                          \
+    void (*row)(const T*, const T*, const T*, const T*, const T*, int, int, T*, T*, long, T, T, T) =    \
         surrogate == SG_FAST_SIGMOID ? NAME##_fast_sigmoid : surrogate == SG_ARCTAN ? NAME##_arctan   \
         : surrogate == SG_TRIANGLE ? NAME##_triangle : NAME##_straight_through;                       \
+    (void)vr;                                                                                         \
     for (long t = steps - 1; t >= 0; --t) {                                                           \
+      const int last = t == steps - 1;                                                                \
+      row(u_trace + t * n, th, beta, grad_spikes ? grad_spikes + t * n : (const T*)0,                 \
+          last ? grad_v : grad_x + (t + 1) * n, last ? (grad_v ? 2 : 0) : 1, reset == RESET_ZERO,     \
+          grad_x + t * n, spike_part ? spike_part + t * n : (T*)0, n, slope, k, half);                \
+    }                                                                                                 \
+  }                                                                                                   \
+  void NAME##_parts(const T* u_trace, const T* grad_x, const T* grad_v, long steps, long n,           \
+                    const T* restrict beta, const T* restrict th, const T* restrict vr, int reset,    \
+                    int kind, T* out) {                                                               \
+    for (long t = kind == 0 ? 1 : 0; t < steps; ++t) {                                                \
       const T* restrict u = u_trace + t * n;                                                          \
-      T* restrict gx = grad_x + t * n;                                                                \
-      /* the gradient of v_t: grad_v at the last step, else (grad u_(t+1)) * beta */                  \
-      const int has_gv = t < steps - 1 || grad_v;                                                     \
-      if (t < steps - 1) {                                                                            \
-        const T* restrict next = grad_x + (t + 1) * n;                                                \
-        for (long i = 0; i < n; ++i) gv[i] = next[i] * beta[i];                                       \
-      } else if (grad_v) {                                                                            \
-        for (long i = 0; i < n; ++i) gv[i] = grad_v[i];                                               \
-      }                                                                                               \
-      if (grad_spikes) {                                                                              \
-        spike_row(u, th, grad_spikes + t * n, gx, n, slope, k, half);                                 \
-        if (spike_part)                                                                               \
-          for (long i = 0; i < n; ++i) spike_part[t * n + i] = gx[i];                                 \
-      }                                                                                               \
-      if (has_gv) {                                                                                   \
-        const int zero = reset == RESET_ZERO;                                                         \
-        if (grad_spikes) {                                                                            \
-          for (long i = 0; i < n; ++i) {                                                              \
-            const T from_state = zero && u[i] > th[i] ? (T)0 : gv[i];                                 \
-            const T sp = gx[i];                                                                       \
-            gx[i] = sp != sp ? sp + sp : from_state + sp; /* both NaN: the second's payload */        \
-          }                                                                                           \
-        } else {                                                                                      \
-          for (long i = 0; i < n; ++i) gx[i] = zero && u[i] > th[i] ? (T)0 : gv[i];                   \
-        }                                                                                             \
-        if (reset_part) {                                /* (-grad v_t) * s_t */                      \
-          T* restrict rp = reset_part + t * n;                                                        \
-          for (long i = 0; i < n; ++i) rp[i] = (-gv[i]) * (u[i] > th[i] ? (T)1 : (T)0);               \
-        }                                                                                             \
-      } else if (!grad_spikes) {                                                                      \
-        for (long i = 0; i < n; ++i) gx[i] = 0;                                                       \
-      }                                                                                               \
-      if (beta_part && t > 0) {                          /* grad u_t * v_(t-1), v recomputed */       \
+      const T* restrict gx = grad_x + t * n;                                                          \
+      T* restrict o = out + t * n;                                                                    \
+      if (kind == 0) {                                   /* grad u_t * v_(t-1), v recomputed */       \
         const T* restrict up = u_trace + (t - 1) * n;                                                 \
-        T* restrict bp = beta_part + t * n;                                                           \
         for (long i = 0; i < n; ++i) {                                                                \
           const int fp = up[i] > th[i];                                                               \
           const T vp = reset == RESET_ZERO ? (fp ? vr[i] : up[i])                                     \
                      : reset == RESET_SUBTRACT ? up[i] - (fp ? (T)1 : (T)0) * th[i] : up[i];          \
-          bp[i] = gx[i] != gx[i] ? gx[i] + gx[i] : gx[i] * vp;                                        \
+          o[i] = gx[i] != gx[i] ? gx[i] + gx[i] : gx[i] * vp;                                         \
         }                                                                                             \
+      } else if (t < steps - 1) {                        /* (-(grad u_(t+1) * beta)) * s_t */         \
+        const T* restrict next = grad_x + (t + 1) * n;                                                \
+        for (long i = 0; i < n; ++i) o[i] = (-(next[i] * beta[i])) * (u[i] > th[i] ? (T)1 : (T)0);    \
+      } else if (grad_v) {                               /* (-grad_v) * s_t */                        \
+        for (long i = 0; i < n; ++i) o[i] = (-grad_v[i]) * (u[i] > th[i] ? (T)1 : (T)0);              \
       }                                                                                               \
     }                                                                                                 \
   }

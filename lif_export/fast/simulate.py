@@ -29,13 +29,16 @@ vectorised operations that are exact:
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..functional import check_step_inputs
+from ..functional import check_step_inputs, dtype_name
 from .kernel import run_kernel
 
 IMPLEMENTATIONS = ("auto", "compiled", "torch")
+#: From this size on, numpy's allocator asks for transparent huge pages (see :func:`huge_page_output`).
+HUGE_PAGE_OUTPUT_BYTES = 1 << 22
 
 
 def reset_by_clamp(threshold: Tensor, v_reset: Tensor) -> bool:
@@ -143,13 +146,37 @@ def prepare(
     return v, beta.to(dtype), threshold.to(dtype), v_reset.to(dtype), trace
 
 
+def output_buffer(x: Tensor, out: Tensor | None) -> Tensor:
+    """Where the spikes of ``x[T, *]`` go: ``out`` (checked: ``x``'s shape and dtype), or a new tensor
+    (``torch.empty``: every element is written)."""
+    if out is None:
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+    if out.shape != x.shape or out.dtype != x.dtype:
+        raise ValueError("out must have x's shape " + str(list(x.shape)) + " and dtype " + dtype_name(x.dtype)
+                         + ", got " + str(list(out.shape)) + " " + dtype_name(out.dtype))
+    return out
+
+
+def huge_page_output(x: Tensor) -> Tensor | None:
+    """A new output like ``x`` from numpy's allocator when ``x`` is a large float32/float64 CPU tensor
+    (else ``None``). numpy asks the kernel for transparent huge pages on allocations of 4 MB and more
+    (``madvise``), so writing the output takes one page fault per 2 MB instead of one per 4 KB, which
+    on a virtual machine costs several times the simulation itself (PyTorch's allocator does the same
+    with ``THP_MEM_ALLOC_ENABLE=1``). The tensor shares the array's memory and keeps it alive."""
+    if x.device.type != "cpu" or x.numel() * x.element_size() < HUGE_PAGE_OUTPUT_BYTES or x.dtype not in (
+            torch.float32, torch.float64):
+        return None
+    return torch.from_numpy(np.empty(tuple(x.shape), dtype=np.float32 if x.dtype == torch.float32 else np.float64))
+
+
 def simulate_script(
-    x: Tensor, v0: Tensor | None, beta: Tensor, threshold: Tensor, v_reset: Tensor, reset: str, return_trace: bool
+    x: Tensor, v0: Tensor | None, beta: Tensor, threshold: Tensor, v_reset: Tensor, reset: str, return_trace: bool,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """:func:`simulate` with the PyTorch loop, TorchScript-compatible: what a scripted ``LIFSequence``
-    runs when no gradient is needed."""
+    runs when no gradient is needed (``out``: as in :func:`simulate`)."""
     v, beta, threshold, v_reset, trace = prepare(x, v0, beta, threshold, v_reset, reset, return_trace)
-    spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
+    spikes = output_buffer(x, out)
     simulate_loop(x.contiguous(), v, beta, threshold, v_reset, reset, spikes, None, trace)
     return spikes, v, trace
 
@@ -179,12 +206,7 @@ def simulate(
             compiler is available), ``"compiled"`` or ``"torch"``; all give the same bits.
     """
     v, beta, threshold, v_reset, trace = prepare(x, v0, beta, threshold, v_reset, reset, return_trace)
-    if out is None:
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    elif out.shape != x.shape or out.dtype != x.dtype:
-        raise ValueError(
-            f"out must have x's shape {list(x.shape)} and dtype {x.dtype}, got {list(out.shape)} {out.dtype}"
-        )
+    out = output_buffer(x, out if out is not None else huge_page_output(x))
     with torch.no_grad():
         simulate_into(x.contiguous(), v, beta, threshold, v_reset, reset, out, v_trace=trace,
                       implementation=implementation)

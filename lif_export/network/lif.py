@@ -5,6 +5,7 @@ from torch import Tensor
 
 from .. import validation
 from ..errors import InvalidValueError
+from ..fast.dispatch import fast_sequence
 from ..functional import integrate, lif_step_unchecked
 from .protocol import SpikingLayer
 
@@ -27,6 +28,11 @@ class LIFLayer(SpikingLayer):
     is above the threshold (which is exactly when it fired). ``"same_step_retest"`` (subtract reset
     only) is snnTorch's ``reset_delay=False``: the same-step reset, plus that test of the stored
     potential at the next step. The arithmetic of each is in ``docs/semantics.md``, "Reset timing".
+
+    Training through :meth:`SpikingSequential.forward_sequence <lif_export.network.SpikingSequential>`
+    (eager), a layer with the same-step reset and a fixed threshold runs its whole sequence through
+    the hand-written backward through time of :mod:`lif_export.fast` (:meth:`train_sequence`), with
+    the bits and gradients of the step-by-step loop; the others train through autograd per step.
 
     Args:
         size: neurons per sample: an int, or a feature-map shape such as ``(C, H, W)``.
@@ -86,6 +92,31 @@ class LIFLayer(SpikingLayer):
         if self.reset_timing == "same_step_retest":
             v_next = u - (spike - pending.to(x.dtype)) * threshold
         return self.with_surrogate(spike, u, threshold), [v_next]
+
+    @torch.jit.unused
+    def train_sequence_applies(self, dtype: torch.dtype) -> bool:
+        """Whether :meth:`train_sequence` runs for inputs of ``dtype`` (``T > 0``)."""
+        return self.reset_timing == "same_step" and not self.learn_threshold and dtype in (torch.float32,
+                                                                                            torch.float64)
+
+    @torch.jit.unused
+    def train_sequence(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]] | None:
+        """A whole sequence ``x[T, batch, *size]`` through the hand-written backward through time of
+        :mod:`lif_export.fast`: ``(spikes[T, batch, *size], [v_T])``, the bits of ``T`` calls of
+        :meth:`step` and (for :class:`~lif_export.network.SpikingSequential`'s training path) the
+        gradients autograd computes through them. ``None`` where that does not hold or apply: a
+        ``reset_timing`` other than ``"same_step"``, a learned threshold (per step, autograd sums its
+        surrogate gradient in another order than over a whole sequence), ``T = 0``, a dtype other than
+        float32/float64. Eager only."""
+        if not self.train_sequence_applies(x.dtype) or x.dim() < 1 or x.size(0) == 0:
+            return None
+        beta, threshold, v_reset = self.neuron_parameters()
+        result = fast_sequence(x, state[0], beta, threshold, v_reset, self.reset, self.surrogate,
+                               self.surrogate_slope, False)
+        if result is None:
+            return None
+        spikes, v_next, _ = result
+        return spikes, [v_next]
 
     def extra_repr(self) -> str:
         timing = "" if self.reset_timing == "same_step" else f", reset_timing={self.reset_timing}"

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..errors import InvalidTypeError, InvalidValueError
 from .exact import mark_spike_inputs
+from .lif import LIFLayer
 from .protocol import StatefulLayer, Stateless
 
 
@@ -69,12 +70,15 @@ class SpikingSequential(nn.Module):
         _, new_state = self._step(x, state, outputs)
         return outputs, new_state
 
-    def _step(self, x: Tensor, state: list[Tensor], outputs: list[Tensor] | None) -> tuple[Tensor, list[Tensor]]:
+    def _check_state(self, state: list[Tensor]) -> None:
         if len(state) != len(self.state_names):
             raise ValueError(
                 "state must have " + str(len(self.state_names)) + " tensors " + str(self.state_names)
                 + ", got " + str(len(state))
             )
+
+    def _step(self, x: Tensor, state: list[Tensor], outputs: list[Tensor] | None) -> tuple[Tensor, list[Tensor]]:
+        self._check_state(state)
         new_state: list[Tensor] = []
         offset = 0
         i = 0
@@ -100,11 +104,45 @@ class SpikingSequential(nn.Module):
     def forward_sequence(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         if x.size(0) == 0:
             return self._empty_output(x, state), state
+        if not torch.jit.is_scripting() and torch.is_grad_enabled():
+            trained = self._train_sequence(x, state)
+            if trained is not None:
+                return trained
         outs: list[Tensor] = []
         for x_t in x.unbind(0):
             out, state = self.step(x_t, state)
             outs.append(out)
         return torch.stack(outs), state
+
+    @torch.jit.unused
+    def _train_sequence(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]] | None:
+        """Training (eager): the sequence layer by layer, so that each ``LIFLayer`` runs its whole
+        sequence through the hand-written backward through time (:meth:`LIFLayer.train_sequence`);
+        ``None`` when no layer has that path. Every layer sees only the previous layer's output of the
+        same step, so the order changes no value: the other layers run their ``step`` per time step as
+        in the step-by-step loop, and the gradients are autograd's through that loop, bit for bit. Not
+        with two dropout layers in training mode, which would draw their random numbers in another
+        order (layers of other kinds that draw random numbers are not recognised)."""
+        if not any(isinstance(layer, LIFLayer) and layer.train_sequence_applies(x.dtype) for layer in self.layers):
+            return None
+        if sum(isinstance(m, nn.modules.dropout._DropoutNd) and m.training for m in self.modules()) > 1:
+            return None
+        self._check_state(state)
+        new_state: list[Tensor] = []
+        offset = 0
+        for layer, count in zip(self.layers, self.state_counts, strict=True):
+            layer_state = state[offset:offset + count]
+            offset += count
+            result = layer.train_sequence(x, layer_state) if isinstance(layer, LIFLayer) else None
+            if result is None:
+                outs: list[Tensor] = []
+                for x_t in x.unbind(0):
+                    out, layer_state = layer.step(x_t, layer_state)  # type: ignore[operator]
+                    outs.append(out)
+                result = torch.stack(outs), layer_state
+            x, layer_state = result
+            new_state += layer_state
+        return x, new_state
 
     @torch.jit.export
     def forward_trace(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
