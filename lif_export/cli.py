@@ -223,7 +223,8 @@ def _build_parser() -> argparse.ArgumentParser:
     example.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     example.add_argument("--steps", type=int, default=10, help="time steps per image (default 10)")
     example.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    example.add_argument("--out", default=None, help="also export the exact network into this folder")
+    example.add_argument("--out", default=None, help="also export the imported network (float tier) and its to_exact "
+                         "version into OUT/float and OUT/exact, and run every backend of each on the test set")
     return parser
 
 

@@ -249,11 +249,17 @@ def test_norse_cells_agree_closely(kind):
         assert int((got != expected).sum()) <= expected.numel() // 1000  # measured: 0 in 10^7 (docs/nir.md)
 
 
-def test_snntorch_example_imports_with_identical_spikes(snn):
+def test_snntorch_example_imports_with_identical_spikes_and_runs_both_tiers_everywhere(snn, tmp_path):
     pytest.importorskip("sklearn", reason="the digits example needs scikit-learn")
     from lif_export.examples.snntorch_example import run
 
-    result = run(epochs=1, steps=3, report=lambda line: None)
+    result = run(epochs=1, steps=3, out_dir=tmp_path, report=lambda line: None)
     assert result.spike_mismatches == 0 and result.spikes_compared == 450 * 3 * 10
     assert result.accuracy_imported == result.accuracy_snntorch > 0.3
     assert len(result.rounding) == 2 and 0.0 < result.accuracy_exact
+    exact, floats = result.backend_accuracy["exact"], result.backend_accuracy["float"]
+    assert {"onnxruntime", "torchscript", "c", "pt2"} <= {name.split("/")[0] for name in exact}
+    assert {"onnxruntime", "torchscript", "pt2"} <= {name.split("/")[0] for name in floats}
+    assert set(exact.values()) == {result.accuracy_exact}  # bit-identical backends: the same predictions
+    # float tier: each backend sums nn.Linear its own way; a flipped prediction moves accuracy by 1/450
+    assert all(abs(a - result.accuracy_imported) <= 2 / 450 for a in floats.values()), floats

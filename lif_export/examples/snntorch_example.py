@@ -7,15 +7,17 @@ The model (snnTorch, default ``Leaky``: subtract reset, ``reset_delay=True``)::
 
 is trained with snnTorch's own surrogate gradient, then :func:`~lif_export.convert.from_snntorch`
 imports it (``LIFLayer(reset="subtract", reset_timing="next_step")``, the ``nn.Linear`` layers kept):
-its spikes equal snnTorch's, bit for bit, on the whole test set. :func:`~lif_export.network.to_exact`
-then rounds the weights to the exact grid (reported per layer), which is what ``export_network``
-needs; its accuracy is reported beside the others. The data ships inside scikit-learn.
+its spikes equal snnTorch's, bit for bit, on the whole test set. Exported as it is, it is a float-tier
+network (its ``nn.Linear`` sums round in each backend's own order, docs/networks.md);
+:func:`~lif_export.network.to_exact` rounds the weights to the exact grid (reported per layer), which
+makes every backend bit-identical. With ``out_dir`` both are exported and every backend of each runs
+the test set: the accuracy of each is reported. The data ships inside scikit-learn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +37,12 @@ class SnntorchExampleResult:
     spike_mismatches: int  # snnTorch's output spikes vs the imported network's, on the test set
     spikes_compared: int
     rounding: list[str]  # to_exact's report, one line per layer
+    #: with ``out_dir``: ``{"float" | "exact": {backend: test accuracy}}`` of the exported sets
+    backend_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+#: The formats each tier is exported in: the C library writes the exact tier only.
+TIER_FORMATS = {"float": ("onnx", "torchscript", "pt2"), "exact": ("onnx", "torchscript", "pt2", "c")}
 
 
 def build_model(seed: int = 0) -> nn.Sequential:
@@ -76,9 +84,23 @@ def accuracy(spikes: torch.Tensor, y: torch.Tensor) -> float:
     return int((spikes.sum(0).argmax(1) == y).sum()) / len(y)
 
 
+def backend_accuracies(models_dir: Path, net: SpikingSequential, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Every backend of the export in ``models_dir`` (``lif-export verify``'s) run on ``x[T, N, 64]`` from
+    the zero state: its accuracy on the labels ``y[N]``."""
+    from ..backends.base import Context
+    from ..conformance.verify import build_backends
+    from ..export.manifest import load_manifest
+
+    states = {name: s.numpy() for name, s in zip(net.state_names, net.initial_state(x.shape[1], x.dtype),
+                                                  strict=True)}
+    backends = build_backends(Context(models_dir, load_manifest(models_dir)))
+    return {b.name: accuracy(torch.from_numpy(b.run(x.numpy(), states)["out"]), y) for b in backends}
+
+
 def run(epochs: int = 10, steps: int = 10, seed: int = 0, out_dir: Path | None = None,
         report: Callable[[str], None] = print) -> SnntorchExampleResult:
-    """Train, import, compare, make exact (and export it into ``out_dir`` if given)."""
+    """Train, import, compare, make exact; with ``out_dir``, export both tiers into ``out_dir/float`` and
+    ``out_dir/exact`` and run every backend of each on the test set."""
     data = load_data(seed)
     model = train(build_model(seed), data.x_train, data.y_train, epochs, steps, seed=seed)
     x_test = encode(data.x_test, steps)
@@ -102,6 +124,13 @@ def run(epochs: int = 10, steps: int = 10, seed: int = 0, out_dir: Path | None =
     if out_dir is not None:
         from ..export import export_network
 
-        export_network(exact, (64,), out_dir, report=report)
-        report(f"exported into {out_dir}: run `lif-export verify {out_dir}`")
+        for tier, network in (("float", net), ("exact", exact)):
+            folder = Path(out_dir) / tier
+            export_network(network, (64,), folder, formats=TIER_FORMATS[tier], report=lambda line: None)
+            result.backend_accuracy[tier] = backend_accuracies(folder, network, x_test, data.y_test)
+            scores = sorted(set(result.backend_accuracy[tier].values()))
+            span = f"{scores[0]:.4f}" if len(scores) == 1 else f"{scores[0]:.4f} to {scores[-1]:.4f}"
+            report(f"{tier} tier exported into {folder} ({', '.join(TIER_FORMATS[tier])}): "
+                   f"{len(result.backend_accuracy[tier])} backends, test accuracy {span}; "
+                   f"run `lif-export verify {folder}`")
     return result
