@@ -60,6 +60,9 @@ class Case:
     initial: str = "zeros"  # "zeros", "negative_zeros" or "random" (uniform in +-threshold)
     golden: bool = False
     neuron_only: bool = False
+    #: near the dtype's range a float-tier layer's sum overflows in one summation order and not in another,
+    #: so the float tier leaves the case out unless asked for by name (docs/networks.md, "Float tier")
+    order_sensitive: bool = False
 
     def applies_to(self, signature: Signature) -> bool:
         return signature.single_neuron or not self.neuron_only
@@ -103,7 +106,8 @@ CASES: dict[str, Case] = {case.name: case for case in [
          neuron_only=True),
     Case("near_threshold", "beta*v + x within two ulp of theta at every other step", inputs.near_threshold(2),
          60, 500, golden=True, neuron_only=True),
-    Case("huge", "magnitudes near the dtype's largest (products overflow)", inputs.huge, 50, 500),
+    Case("huge", "magnitudes near the dtype's largest (products overflow)", inputs.huge, 50, 500,
+         order_sensitive=True),
     Case("zeros", "zeros of both signs from a -0.0 state", inputs.zeros, 20, 200, initial="negative_zeros"),
     Case("subnormal", "subnormal currents", inputs.subnormal, 50, 500),
     Case("special_values", "random with NaN, +-inf, +-0, subnormals and the largest float", inputs.special_values,

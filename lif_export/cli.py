@@ -313,6 +313,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     manifest = result.manifest
     print(f"\nwrote {len(manifest['artifacts'])} artifacts, {len(manifest['vectors'])} golden-vector cases and "
           f"manifest.json to {out}/")
+    if manifest.get("exactness") == "float":
+        print("float tier: ordinary Linear/Conv2d/AvgPool2d layers sum in each backend's own order, so `lif-export "
+              "verify` judges this export within tolerances (lif_export.network.to_exact makes it bit-identical)")
     print(f"{'file':<20} {'format':<12} {'kind':<16} {'inputs':<8} {'outputs':<22} sha256")
     for a in manifest["artifacts"]:
         ins = ",".join(t["name"] for t in a["inputs"])
@@ -362,6 +365,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"CHECKSUM  {line}")
     for line in report.errors:
         print(f"ERROR     {line}")
+    for line in report.notes:
+        print(f"NOTE      {line}")
     label = "MISMATCH" if report.tolerance is None else "OUT OF TOLERANCE"
     for c in report.mismatches[:20]:
         print(f"{label}  {c.backend} / {c.case}: {_account(c)}")
@@ -381,6 +386,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                                                     "tolerance": dataclasses.asdict(report.tolerance)}
         atomic_write_text(args.json, json.dumps({
             "ok": report.ok, **tier, "checksum_failures": report.checksum_failures, "errors": report.errors,
+            "notes": report.notes,
             "comparisons": [dataclasses.asdict(c) for c in report.comparisons]}, indent=1))
     return 0 if report.ok else 1
 

@@ -206,3 +206,19 @@ def test_exact_networks_and_tolerance_arguments():
     for bad in ({"spike_agreement": 1.5}, {"atol": -1.0}, {"rtol": float("nan")}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Tolerance(**bad)
+
+
+def test_a_fresh_float_export_verifies_by_default_leaving_out_the_overflow_case(tmp_path, capsys):
+    """`export` then `verify` as a user runs them: every case passes within the default tolerances, except
+    'huge', whose sums overflow to inf in one summation order and stay finite in another: it is left out,
+    with a note, unless asked for."""
+    torch.manual_seed(0)
+    torch.save(SpikingSequential(nn.Linear(8, 4), LIFLayer(4)), tmp_path / "net.pt")
+    out = tmp_path / "out"
+    assert cli(["export", "--network", str(tmp_path / "net.pt"), "--features", "8", "--out", str(out)]) == 0
+    assert "float tier" in capsys.readouterr().out
+    assert cli(["verify", str(out), "--no-progress", "--summary"]) == 0
+    text = capsys.readouterr().out
+    assert "NOTE      case 'huge' left out in the float tier" in text and "OK (float tier" in text
+    report = verify_dir(out, families=["onnxruntime"], cases=["huge"], progress=False)
+    assert {c.case for c in report.comparisons} == {"huge"} and not report.notes
