@@ -85,6 +85,25 @@ def test_xnnpack_flushes_subnormals(neuron_dir):
         manifest, "executorch_xnnpack_step")["deviation"]
 
 
+@pytest.fixture(scope="module")
+def network64_dir(tmp_path_factory):
+    """A network with an adaptive layer, exact linear layers and a leaky readout, in float64."""
+    out = tmp_path_factory.mktemp("executorch_network64")
+    net, features = model_networks()["adaptive/subtract"]
+    return out, export_network(net, features, out, dtype="float64", formats=["torchscript", "executorch"]).manifest
+
+
+def test_network_float64_both_programs_identical(network64_dir):
+    """float64 runs on the CPU kernels (XNNPACK has no float64 kernels: nothing is delegated), bit for bit."""
+    out, manifest = network64_dir
+    report = verify_dir(out, families=["executorch"], cases=["random_unit", "special_values", "subnormal", "zeros"],
+                        progress=False)
+    assert not report.errors and {c.backend for c in report.comparisons} == {
+        "executorch/step", "executorch/xnnpack_step"}
+    assert all(c.ok for c in report.comparisons), [(c.backend, c.case, c.first_difference) for c in report.mismatches]
+    assert not [a for a in manifest["artifacts"] if "deviation" in a]
+
+
 def test_network_cpu_identical(tmp_path):
     """A network with exact linear layers (float64 sums) and a leaky readout, on the CPU kernels."""
     net, features = model_networks()["lif/zero"]
@@ -121,13 +140,15 @@ def test_unexportable_layer_named(tmp_path):
         export_network(SpikingSequential(Opaque(), LIFLayer(4)), (4,), tmp_path, formats=["executorch"])
 
 
-def test_cpp_runner_on_golden_vectors(neuron_dir):
-    """lif_executorch_runner (the Module API against the wheel's libraries) on the golden vectors."""
+@pytest.mark.parametrize(("models", "runs"), [("neuron_dir", 2 * 5), ("network64_dir", 2 * 4)])
+def test_cpp_runner_on_golden_vectors(request, models, runs):
+    """lif_executorch_runner (the Module API against the wheel's libraries) on the golden vectors of the
+    neuron and of a float64 network, both programs, driven by the manifest."""
     runner = cpp_build_dir() / "lif_executorch_runner"
     if not runner.exists():
         pytest.skip(f"{runner} not built (scripts/build_cpp.sh, with executorch installed)")
-    out, _ = neuron_dir
+    out, _ = request.getfixturevalue(models)
     done = subprocess.run([str(runner), str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "executorch_step " in done.stdout and "executorch_xnnpack_step " in done.stdout
-    assert "OK: 10 runs, 0 mismatching" in done.stdout
+    assert f"OK: {runs} runs, 0 mismatching" in done.stdout

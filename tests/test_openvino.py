@@ -81,6 +81,18 @@ def test_verify_and_recorded_deviation(neuron_dir):
         assert entry["deviation"] == f"case {bad[0].case}: {bad[0].first_difference}"
 
 
+def test_sum_of_two_nans_is_eagers_nan(neuron_dir):
+    """v = -NaN after step 0, then x = +NaN: eager's beta * v + x keeps x's NaN, and so does the IR
+    (its Adds are rewritten; the plugin's fused kernel alone keeps beta * v's)."""
+    out, entry = neuron_dir
+    x = np.array([0xFFC00000, 0x7FC00000], np.uint32).view(np.float32).reshape(2, 1, 1)
+    v = np.zeros((1, 1), np.float32)
+    got = OpenVinoStep(entry, out / entry["file"]).run(x, {"v": v})
+    spike, v_next, v_trace = NeuronSpec().reference(torch.from_numpy(x), torch.from_numpy(v))
+    assert_bitwise_equal(got["v_trace"], v_trace.numpy(), "v_trace")
+    assert got["v_trace"].view(np.uint32)[1, 0, 0] == 0x7FC00000
+
+
 def test_nan_never_fires_and_reset_restarts(neuron_dir):
     out, entry = neuron_dir
     step = OpenVinoStep(entry, out / entry["file"])
@@ -93,12 +105,19 @@ def test_nan_never_fires_and_reset_restarts(neuron_dir):
         assert_bitwise_equal(again[key], first[key], f"after reset_state: {key}")
 
 
-def test_network_of_neuron_layers(tmp_path):
+@pytest.fixture(scope="module")
+def network_dir(tmp_path_factory):
+    """A network of neuron layers only (OpenVINO refuses the exact layers' float64 sums)."""
+    out = tmp_path_factory.mktemp("openvino_network")
     torch.manual_seed(0)
     net = SpikingSequential(LIFLayer(6, beta=torch.linspace(0, 1, 6)), AdaptiveLIFLayer(6, rho=0.9, b=0.3),
                             LeakyIntegratorLayer(6, beta=0.8))
-    manifest = export_network(net, (6,), tmp_path, formats=["torchscript", "openvino"]).manifest
-    report = verify_dir(tmp_path, families=["openvino"], cases=["random_unit", "special_values", "long"],
+    return out, export_network(net, (6,), out, formats=["torchscript", "openvino"]).manifest
+
+
+def test_network_of_neuron_layers(network_dir):
+    out, manifest = network_dir
+    report = verify_dir(out, families=["openvino"], cases=["random_unit", "special_values", "long"],
                         progress=False)
     assert report.comparisons and all(c.ok for c in report.comparisons), report.mismatches
     entry = next(a for a in manifest["artifacts"] if a["name"] == "openvino_step")
@@ -116,12 +135,14 @@ def test_refuses_float64(tmp_path, build, error, match):
     assert not (tmp_path / "manifest.json").exists()
 
 
-def test_cpp_runner_on_golden_vectors(neuron_dir):
-    """lif_openvino_runner (the OpenVINO C++ API, the wheel's OpenVINOConfig.cmake) on the golden vectors."""
+@pytest.mark.parametrize(("models", "runs"), [("neuron_dir", 5), ("network_dir", 4)])
+def test_cpp_runner_on_golden_vectors(request, models, runs):
+    """lif_openvino_runner (the OpenVINO C++ API, the wheel's OpenVINOConfig.cmake) on the golden vectors
+    of the neuron and of a network (four states), driven by the manifest."""
     runner = cpp_build_dir() / "lif_openvino_runner"
     if not runner.exists():
         pytest.skip(f"{runner} not built (scripts/build_cpp.sh, with openvino installed)")
-    out, _ = neuron_dir
+    out, _ = request.getfixturevalue(models)
     done = subprocess.run([str(runner), str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "OK: 5 runs, 0 mismatching" in done.stdout
+    assert f"OK: {runs} runs, 0 mismatching" in done.stdout

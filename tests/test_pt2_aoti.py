@@ -2,9 +2,10 @@
 case, loadable by torch alone, compiled without floating-point contraction (and caught by ``verify``
 when compiled with it), cached between runs, and driven from C++ by ``lif_aoti_runner``.
 
-AOTInductor compiles take tens of seconds each, so this module compiles three packages (cached in
-``~/.cache/lif_export/aoti/`` across runs): the default neuron (float32), a network with every
-layer type and neuron model (float64), and the neuron again with contraction.
+AOTInductor compiles take tens of seconds each, so this module compiles four packages (cached in
+``~/.cache/lif_export/aoti/`` across runs): the step and the sequence of the default neuron (float32),
+the step of a network with every layer type and neuron model (float64), and the neuron's step again
+with contraction. ``lif-export verify --full`` compiles the sequences of every model of its matrix.
 """
 
 import json
@@ -80,7 +81,10 @@ def neuron32(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def network64(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("network64")
-    export_network(every_model_network(), (1, 6, 6), out, dtype="float64", formats=["torchscript", "pt2", *AOTI])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aoti_format, "KINDS", ("step",))  # one compile; verify --full compiles network sequences
+        export_network(every_model_network(), (1, 6, 6), out, dtype="float64",
+                       formats=["torchscript", "pt2", *AOTI])
     return out
 
 
@@ -93,6 +97,7 @@ def contracted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("contracted")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(aoti_format.INDUCTOR_CONFIGS, CONTRACT, "fast")
+        patch.setattr(aoti_format, "KINDS", ("step",))  # the step is enough to show it (one compile)
         export(NeuronSpec(), out, formats=["aoti"])
     return out
 
@@ -104,7 +109,8 @@ def test_manifest_lists_the_state_names_of_the_other_formats(neuron32, network64
     expected = {"pt2_step": (["x", "v"], ["spike", "v_next"]),
                 "pt2_sequence": (["x", "v"], ["spike", "v_next", "v_trace"])}
     if AOTI:
-        expected["aoti_step"] = (["x", "v"], ["spike", "v_next"])
+        expected["aoti_step"] = expected["pt2_step"]
+        expected["aoti_sequence"] = expected["pt2_sequence"]
     assert names == expected
     assert find_artifact(neuron, "pt2_sequence")["inputs"][0]["shape"] == ["time", "batch", "neurons"]
 
@@ -182,6 +188,33 @@ def compile_commands(package: Path) -> str:
     """The compiler commands inductor records at the end of each generated kernel source."""
     with zipfile.ZipFile(package) as archive:
         return "".join(archive.read(n).decode() for n in archive.namelist() if n.endswith(".kernel.cpp"))
+
+
+@needs_compiler
+def test_compiled_sequence_runs_any_time_and_batch(neuron32):
+    """The compiled scan, at sizes other than the traced ones, T = 0 included (the cond's branch)."""
+    run_sequence, _, _ = aoti_format.load(neuron32 / "lif_sequence_aoti.pt2")
+    gen = torch.Generator().manual_seed(2)
+    for steps, batch, neurons in ((0, 3, 5), (1, 1, 4), (300, 5, 9)):
+        x = torch.randn(steps, batch, neurons, generator=gen) * 2
+        v0 = torch.randn(batch, neurons, generator=gen)
+        got = run_sequence(x, v0)
+        for name, g, want in zip(("spike", "v_next", "v_trace"), got, NeuronSpec().reference(x, v0), strict=True):
+            assert_bitwise_equal(g, want, f"T={steps} batch={batch} {name}")
+
+
+@needs_compiler
+def test_sum_of_two_nans_is_eagers_nan(neuron32):
+    """beta * v + x with v = -NaN (x86's default NaN) and x = +NaN: eager keeps x's NaN, and so does the
+    compiled step (its add is rewritten, aoti.DECOMPOSITIONS); the other lanes check the signs of zeros."""
+    step, _, _ = aoti_format.load(neuron32 / "lif_step_aoti.pt2")
+    bits = torch.tensor([[0xFFC00000, 0x7FC00000, 0x80000000, 0x80000000, 0x7FC00001]], dtype=torch.int64)
+    v = bits.to(torch.int32).view(torch.float32)
+    x = torch.tensor([[float("nan"), float("-inf"), -0.0, 0.0, 2.0]])
+    spike, v_next = step(x, v)
+    want_spike, want_v = NeuronSpec().reference(x[None], v)[:2]
+    assert_bitwise_equal(v_next, want_v, "v_next")
+    assert_bitwise_equal(spike, want_spike[0], "spike")
 
 
 def test_contraction_is_caught_by_verify(neuron32, contracted):
@@ -263,7 +296,7 @@ def run(runner: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.cpp
 def test_cpp_runner_passes_every_golden_vector(aoti_runner, neuron32, network64):
-    for folder, runs in ((neuron32, 5), (network64, 4)):
+    for folder, runs in ((neuron32, 2 * 5), (network64, 4)):
         result = run(aoti_runner, str(folder))
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"OK: {runs} runs, 0 mismatching" in result.stdout

@@ -1,8 +1,9 @@
 """AOTInductor packages (``aoti`` artifacts) loaded with ``torch._inductor.aoti_load_package``.
 
-The compiled step runs once per time step with the manifest's flat calling convention
-``(x, *states) -> [output, *next states]``. A variation that must not change a bit: the package's
-runner with its own thread pool, or run single-threaded (``run_single_threaded``).
+The compiled step runs once per time step, the compiled sequence whole and on uneven chunks with the
+state carried, each with the manifest's flat calling convention ``(x, *states) -> [output, *next
+states [, *traces]]``. A variation that must not change a bit: the package's runner with its own
+thread pool, or run single-threaded (``run_single_threaded``).
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ from .base import Backend, Context, register
 from .torchscript import TorchScriptArtifact
 
 
-class AotiStep(TorchScriptArtifact):
-    """The compiled step, run exactly like a flat TorchScript step artifact (only loaded differently)."""
+class AotiPackage(TorchScriptArtifact):
+    """A compiled step or sequence, run exactly like a flat TorchScript artifact (only loaded differently)."""
 
-    def __init__(self, ctx: Context, artifact: str, single_threaded: bool):
+    def __init__(self, ctx: Context, artifact: str, single_threaded: bool, chunked: bool = False):
         self.entry = ctx.entry(artifact)
         self.fn, _, _ = aoti_format.load(ctx.artifact(artifact), single_threaded)
         self.flat = True
-        self.sequence = False
-        self.chunked = False
-        self.name = f"aoti/{artifact.removeprefix('aoti_')}/{'single-threaded' if single_threaded else 'pooled'}"
+        self.sequence = self.entry["kind"] == "sequence"
+        self.chunked = chunked
+        label = artifact.removeprefix("aoti_") + ("-chunked" if chunked else "")
+        self.name = f"aoti/{label}/{'single-threaded' if single_threaded else 'pooled'}"
 
 
 @register("aoti")
 def variants(ctx: Context) -> Iterator[Backend]:
-    if ctx.usable("aoti_step"):
-        for single_threaded in (False, True):
-            yield AotiStep(ctx, "aoti_step", single_threaded)
+    for single_threaded in (False, True):
+        if ctx.usable("aoti_step"):
+            yield AotiPackage(ctx, "aoti_step", single_threaded)
+        if ctx.usable("aoti_sequence"):
+            yield AotiPackage(ctx, "aoti_sequence", single_threaded)
+    if ctx.usable("aoti_sequence"):
+        yield AotiPackage(ctx, "aoti_sequence", True, chunked=True)

@@ -401,17 +401,31 @@ def model_networks() -> dict[str, tuple[SpikingSequential, tuple[int, ...]]]:
     return nets
 
 
-#: Formats in the matrix of fresh exports, besides ONNX and TorchScript: the C library always; OpenVINO and
-#: ExecuTorch (no delegate) for float32 neurons (OpenVINO has no float64, nor the float64 sums of the exact
-#: layers). AOTInductor compiles for minutes per model: its own tests cover it.
+#: Formats in every export of the matrix of fresh exports.
 MATRIX_FORMATS = ("onnx", "torchscript", "c", "pt2")
-MATRIX_FLOAT32_NEURON_FORMATS = ("executorch", "openvino")
+#: Formats added where their runtime is installed: AOTInductor (a C++ compiler; packages are cached by content
+#: in ~/.cache/lif_export/aoti, so only the first run compiles, tens of seconds per program) and ExecuTorch for
+#: every model and dtype; OpenVINO for float32 neurons only (its CPU plugin has no float64, nor the float64
+#: sums of the exact layers every matrix network has).
+MATRIX_OPTIONAL_FORMATS = ("aoti", "executorch")
+MATRIX_FLOAT32_NEURON_FORMATS = ("openvino",)
+
+
+def _installed(fmt: str) -> bool:
+    if fmt == "aoti":
+        from ..export.formats import aoti as aoti_format
+
+        try:
+            aoti_format.toolchain()
+        except RuntimeError:  # no C++ compiler
+            return False
+        return True
+    return importlib.util.find_spec(fmt) is not None
 
 
 def _matrix_formats(dtype: str, neuron: bool) -> list[str]:
-    optional = MATRIX_FLOAT32_NEURON_FORMATS if neuron and dtype == "float32" else ()
-    installed = [f for f in optional if importlib.util.find_spec(f) is not None]
-    return [*MATRIX_FORMATS, *installed]
+    optional = (*MATRIX_OPTIONAL_FORMATS, *(MATRIX_FLOAT32_NEURON_FORMATS if neuron and dtype == "float32" else ()))
+    return [*MATRIX_FORMATS, *(f for f in optional if _installed(f))]
 
 
 def verify_matrix(progress: bool = True, report_line: Callable[[str], None] = print) -> VerifyReport:

@@ -2,7 +2,14 @@
 into a ``.pt2`` package of native code, run by ``torch._inductor.aoti_load_package`` in Python and
 ``torch::inductor::AOTIModelPackageLoader`` in C++ (``cpp/aoti_runner.cpp``).
 
-    Step:  run(x[batch, *F], *states) -> [output, *next states]
+    Step:      run(x[batch, *F], *states)       -> [output, *next states]
+    Sequence:  run(x[time, batch, *F], *states) -> [output[time, ...], *final states, *traces[time, ...]]
+
+The sequence is the pt2 sequence program (``scan`` under a ``cond`` for ``T = 0``), compiled for
+every ``T`` and batch: inductor lowers the ``scan`` to a ``while_loop`` that writes each step into
+preallocated results (``decompose_scan_to_while_loop``, torch 2.13). It sizes them from the scan's
+own symbolic-int inputs only, so the scan body reads the batch and feature sizes from ``x`` outside
+it (:class:`~.pt2.FlatSequence`); otherwise compiling fails with ``KeyError: s<n>``.
 
 Inductor generates C++ and compiles it with the host's compiler, so the arithmetic is what the
 compiler makes of it. :data:`INDUCTOR_CONFIGS` pins the settings that decide it, whatever the
@@ -10,8 +17,10 @@ environment says; above all ``-ffp-contract=off``: with contraction, ``beta * v 
 fused multiply-add, which ``docs/semantics.md`` forbids (a test compiles the step with contraction
 and shows that ``verify`` catches it). Inductor also always passes ``-fno-signed-zeros`` (no setting
 turns it off); none of the step's operations is one GCC may then change (no add of a constant
-zero), and ``verify``'s signed-zero cases check it. :data:`DECOMPOSITIONS` rewrites the one
-operation whose compiled form returns other bits (``clamp`` of a NaN, in the exact linear layers).
+zero), and ``verify``'s signed-zero cases check it. :data:`DECOMPOSITIONS` rewrites the operations
+whose compiled form returns other bits: ``clamp`` of a NaN (in the exact linear layers), and ``add``
+of two NaNs (``beta * v + x`` with ``v`` and ``x`` NaN: eager keeps ``x``'s; ``verify --full``'s
+500-step ``special_values`` case has it).
 A package is native code for this machine's CPU (its vector ISA, e.g. AVX-512) and torch version.
 
 Compiling takes tens of seconds, so packages are cached in ``~/.cache/lif_export/aoti/`` (or under
@@ -69,9 +78,29 @@ def _clamp_keeping_nan(x: Tensor, min: float | None = None, max: float | None = 
     return aten.where.self(aten.isnan.default(x), x, clamped)
 
 
+def _add_keeping_second_nan(a: Tensor, b: Tensor, *, alpha: float = 1) -> Tensor:
+    """``a + b`` that returns ``b``'s NaN when both are NaN, as eager ``add`` does on x86.
+
+    Eager PyTorch's ``a + b`` returns ``b``'s NaN (both dtypes, any length, measured with torch 2.13 on
+    x86); the compiled ``a + b`` returns the first operand's. Where ``b`` is NaN this returns
+    ``b + b`` (``b`` quieted, in either operand order); elsewhere at most one operand of ``a + b`` is
+    NaN. ``x - (-y)`` is ``x + y``, bit for bit (``sub``, because an ``add`` would be rewritten
+    again); the sum stays a plain ``a + b``, so a compiler may still contract a product into it
+    (which :data:`INDUCTOR_CONFIGS` forbids, and the contraction test shows).
+    """
+    if alpha != 1:
+        raise NotImplementedError(f"alpha must be 1 for the aoti format's add, got {alpha!r}")
+    minus_b = aten.neg.default(b)
+    total = aten.sub.Tensor(a, minus_b)
+    if not b.is_floating_point():
+        return total
+    return aten.where.self(aten.isnan.default(b), aten.sub.Tensor(b, minus_b), total)
+
+
 #: Rewrites applied to the ExportedProgram before it is compiled: same results in eager PyTorch,
 #: and the same bits once compiled.
-DECOMPOSITIONS = {aten.clamp.default: _clamp_keeping_nan}
+DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable[..., Tensor]] = {
+    aten.clamp.default: _clamp_keeping_nan, aten.add.Tensor: _add_keeping_second_nan}
 
 
 def cache_dir() -> Path:
@@ -130,12 +159,21 @@ def _writer(program: ExportedProgram, entry: ArtifactEntry) -> Callable[[Path], 
     return write
 
 
+#: The programs compiled, each the pt2 program of that kind.
+KINDS = ("step", "sequence")
+
+
 def artifacts(model: ExportModel, options: ExportOptions) -> list[Artifact]:
-    """``<prefix>_step_aoti.pt2``; the step is traced here, compiled (or found in the cache) when written."""
+    """``<prefix>_step_aoti.pt2`` and ``<prefix>_sequence_aoti.pt2``; traced here, compiled (or found in
+    the cache) when written."""
     toolchain()  # no compiler: refuse before anything is written
-    entry: ArtifactEntry = {"name": "aoti_step", "file": f"{model.prefix}_step_aoti.pt2", "format": "aoti",
-                            "kind": "step", "method": "run", "calling_convention": "flat", **model_io(model, False)}
-    return [Artifact(entry, _writer(pt2.export_program(model, "step"), entry))]
+    planned = []
+    for kind in KINDS:
+        entry: ArtifactEntry = {"name": f"aoti_{kind}", "file": f"{model.prefix}_{kind}_aoti.pt2", "format": "aoti",
+                                "kind": kind, "method": "run", "calling_convention": "flat",
+                                **model_io(model, kind == "sequence")}
+        planned.append(Artifact(entry, _writer(pt2.export_program(model, kind), entry)))
+    return planned
 
 
 def load(path: Path, single_threaded: bool = False) -> tuple[Callable, dict, dict]:

@@ -13,6 +13,11 @@ has exactly that graph's arithmetic, and then:
 3. Every ``Greater(u, theta)`` becomes the equivalent ``Less(theta, u)``: the CPU plugin's
    ``Greater`` returns true when an operand is NaN (openvinotoolkit/openvino issues 31196, 35927),
    so a NaN potential would fire; its ``Less`` is false on NaN, as ``docs/semantics.md`` requires.
+4. Every floating-point ``Add(a, b)`` becomes ``Select(IsNaN(b), Add(b, b), Add(a, b))``: when both
+   operands are NaN (``beta * v`` and ``x``), eager PyTorch returns ``x``'s NaN and the plugin's
+   fused multiply-then-add kernel ``beta * v``'s, whatever the operand order; ``b + b`` is ``b``
+   quieted, and elsewhere at most one operand is NaN (the 500-step ``special_values`` case of
+   ``lif-export verify --full`` has such steps).
 
 Written: ``<prefix>_step.xml`` with its weights ``<prefix>_step.bin`` (a companion file in the
 manifest, checksummed like the artifact). The entry's ``"runtime_config"`` is what a host must set
@@ -20,24 +25,32 @@ when it compiles the IR: ``INFERENCE_PRECISION_HINT=f32``. The CPU plugin's defa
 bfloat16 support is bf16 inference, which rounds the potential (the near-threshold cases then fire
 on the wrong step). With f32 the plugin computes ``beta * v`` and ``+ x`` in one fused eltwise
 kernel but with two roundings, bit-identical to eager PyTorch on the near-threshold cases and on
-every other input case but for the two differences below.
+every other input case but for the differences below.
 
-What OpenVINO cannot do, refused when the export is planned: float64 (the CPU plugin has no float64
-kernels: "CPU plugin does not support f64 for use with oneDNN"), and layers whose graph computes in
-float64 (``ExactLinear``, ``ExactConv2d``, ``RecurrentLIFLayer``: their exact sums need float64).
+What OpenVINO cannot do, refused when the export is planned: float64, and layers whose graph computes
+in float64 (``ExactLinear``, ``ExactConv2d``, ``RecurrentLIFLayer``: their exact sums need float64).
+Measured with the openvino 2026.4.1 wheel, whose only device here is the CPU plugin (no reference or
+template plugin ships in it): a float64 IR compiles but is computed in float32 (``0.9 * 0.7 + 0.1``
+returns ``0.73000002``, ``1e-300`` returns ``0``) with any ``EXECUTION_MODE_HINT``; the hint
+``f64`` is refused ("Wrong value f64 for property key INFERENCE_PRECISION_HINT. Supported values:
+bf16, f16, f32, undefined"); a float64 state is refused by ``set_state`` ("CPU plugin does not
+support f64 for use with oneDNN"). The exact sums cannot move to integers either: the plugin
+computes ``i64`` ``MatMul``, ``Multiply`` and ``ReduceSum`` in ``i32`` (``2^20 * 2^16`` saturates to
+``2147483520``, or wraps), and the sums need up to 53 bits.
 
-Two differences remain, both recorded rather than hidden:
+Two differences remain, recorded rather than hidden:
 
 * Not in the IR but in the CPU plugin's state API: a state set with ``VariableState.set_state`` (or
   computed by an initializer) is loaded with flush-to-zero, so ``-0.0`` and subnormal initial
-  states become ``+0.0`` (``Memory::load`` in the plugin's ``cpu_memory.cpp``); states the model
-  computes itself keep their sign and subnormals. Each written IR is run at export on the input
-  cases (:mod:`.selfcheck`) and the first difference recorded as the entry's ``"deviation"`` (the
-  ``zeros`` case, which starts from ``-0.0``).
-* Which NaN survives ``beta * v + x`` when both ``beta * v`` and ``x`` are NaN: eager PyTorch keeps
-  ``x``'s, the plugin's fused multiply-then-add kernel ``beta * v``'s (whatever the ``Add``'s operand
-  order), so the sign or payload of such a NaN potential can differ (seen only in the 500-step
-  ``special_values`` case of ``lif-export verify --full``). Spikes are unaffected: NaN never fires.
+  states become ``+0.0`` (``Memory::load`` in the plugin's ``cpu_memory.cpp``), whatever the
+  settings (tried: ``INFERENCE_PRECISION_HINT=f32`` with ``EXECUTION_MODE_HINT`` ``ACCURACY`` or
+  ``PERFORMANCE`` and ``CPU_DENORMALS_OPTIMIZATION`` ``NO`` or ``YES``; a float64 tensor is refused).
+  Each written IR is run at export on the input cases (:mod:`.selfcheck`) and the first difference
+  recorded as the entry's ``"deviation"`` (the ``zeros`` case, which starts from ``-0.0``).
+* Subnormal states the model computes itself are kept, but with ``v = -0.0`` and ``x = -0.0`` the
+  plugin's ``beta * v + x`` is ``+0.0`` (eager: ``-0.0``), in the stateless step graph too, with
+  every reset (a hand-built ``Multiply``/``Add`` graph keeps ``-0.0``: some fusion of the step graph
+  loses it; not found). No input case reaches such a step, so ``verify`` does not show it.
 """
 
 from __future__ import annotations
@@ -120,6 +133,19 @@ def _greater_to_less(ov_model: ov.Model) -> None:
             op.output(0).replace(less.output(0))
 
 
+def _add_keeping_second_nan(ov_model: ov.Model) -> None:
+    """``Add(a, b)`` -> ``Select(IsNaN(b), Add(b, b), Add(a, b))`` for floating-point sums: ``b``'s NaN
+    when both are NaN, as eager PyTorch (module docstring, step 4)."""
+    import openvino.opset13 as ops
+
+    for op in ov_model.get_ordered_ops():
+        if op.get_type_name() == "Add" and op.get_output_element_type(0).is_real():
+            a, b = op.input_value(0), op.input_value(1)
+            select = ops.select(ops.is_nan(b), ops.add(b, b), ops.add(a, b))
+            select.set_friendly_name(op.get_friendly_name())
+            op.output(0).replace(select.output(0))
+
+
 def stateful_model(model: ExportModel, opset: int) -> ov.Model:
     """The model's ONNX step graph as an OpenVINO model with its states inside (module docstring)."""
     import openvino as ov
@@ -131,6 +157,7 @@ def stateful_model(model: ExportModel, opset: int) -> ov.Model:
     apply_make_stateful_transformation(ov_model, {s.input: s.output for s in model.states})
     _initialize_states(ov_model, model)
     _greater_to_less(ov_model)
+    _add_keeping_second_nan(ov_model)
     ov_model.validate_nodes_and_infer_types()
     return ov_model
 

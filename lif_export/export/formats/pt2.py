@@ -88,8 +88,14 @@ class FlatSequence(nn.Module):
         return torch.cond(x.shape[0] == 0, self._no_steps, self._scan, (x, states))
 
     def _scan(self, x: Tensor, states: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        step_shape = [x.shape[axis] for axis in range(1, x.dim())]
+
         def body(carry: list[Tensor], x_t: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-            out, *next_states = self.step(x_t, *carry)
+            # A view of x_t as itself, but through x's sizes: the body then reads every dynamic size
+            # (batch, features) from outside, so the traced scan takes them as inputs. AOTInductor
+            # needs that to allocate the per-step results (without it, its lowering of scan to a
+            # loop fails with "KeyError: s<n>", the batch size's symbol, torch 2.13).
+            out, *next_states = self.step(x_t.view(step_shape), *carry)
             # scan's per-step results must not alias its carry (or each other): copies.
             return list(next_states), [t.clone() for t in (out, *next_states)]
 
