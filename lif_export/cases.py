@@ -110,6 +110,8 @@ CASES: dict[str, Case] = {case.name: case for case in [
          order_sensitive=True),
     Case("zeros", "zeros of both signs from a -0.0 state", inputs.zeros, 20, 200, initial="negative_zeros"),
     Case("subnormal", "subnormal currents", inputs.subnormal, 50, 500),
+    Case("negative_zero", "a negative subnormal state that beta <= 0.5 underflows to -0.0, then -0.0 currents",
+         inputs.negative_zero_underflow, 10, 100),
     Case("special_values", "random with NaN, +-inf, +-0, subnormals and the largest float", inputs.special_values,
          60, 500, golden=True),
     Case("long", "normal currents, 1,000 steps (10,000 with --full)", inputs.random_currents(1.0), 1000, 10_000,

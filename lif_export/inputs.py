@@ -111,6 +111,14 @@ def zeros(p, shape, dtype, rng):
     return np.where(rng.random(size=shape) < 0.5, 0.0, -0.0).astype(dtype)
 
 
+def negative_zero_underflow(p, shape, dtype, rng):
+    """The smallest negative subnormal, then ``-0.0``: where ``beta <= 0.5``, ``beta * v`` underflows to
+    ``-0.0`` and ``-0.0 + -0.0`` must stay ``-0.0`` (elsewhere ``v`` stays that subnormal)."""
+    x = np.full(shape, -0.0, dtype)
+    x[0] = -np.finfo(dtype).smallest_subnormal
+    return x
+
+
 def subnormal(p, shape, dtype, rng):
     """Currents in the subnormal range (and ``beta*v`` products that underflow)."""
     tiny = float(np.finfo(dtype).smallest_normal)
