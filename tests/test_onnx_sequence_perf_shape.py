@@ -188,3 +188,26 @@ def test_zero_reset_limit_is_v_reset_when_fired_and_above_threshold_otherwise(dt
                     assert np.all(value >= t) and np.all(value != 0)
     assert zero_reset_limit(threshold[:1], np.array([-0.0], dtype)) is None
     assert zero_reset_limit(threshold[:1], threshold[:1] * 2) is None
+
+
+@pytest.mark.parametrize("spec, x, v", [
+    # Sub(limit, 6.45e-114): the offset is 0.0 as a float32
+    (NeuronSpec(threshold=0.5, beta=0.0, v_reset=-6.454744033831806e-114, dtype="float64"), 1.0, 0.0),
+    # Mul(spike, 1 + 1e-10): the threshold is 1.0 as a float32
+    (NeuronSpec(threshold=1.0000000001, beta=0.5, reset="subtract", dtype="float64"), 2.0, 0.0),
+    (NeuronSpec(threshold=1e300, beta=0.9999999999, reset="subtract", dtype="float64"), 0.0, 1.0),
+])
+def test_float64_constants_near_an_identity_survive_onnxruntimes_optimizer(spec, x, v):
+    """onnxruntime's NoopElimination compares a float64 constant as a float32: x - 6e-114 and
+    x * (1 + 1e-10) must not become x (found by the property test)."""
+    graph = step_graph(NeuronModel(spec))
+    xs, vs = np.array([[x]]), np.array([[v]])
+    with torch.no_grad():
+        spike, v_next = spec.cell()(torch.from_numpy(xs), torch.from_numpy(vs))
+    for level in (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        got_spike, got_v = session.run(None, {"x": xs, "v": vs})
+        assert_bitwise_equal(torch.from_numpy(got_spike), spike, f"spike at {level}")
+        assert_bitwise_equal(torch.from_numpy(got_v), v_next, f"v_next at {level}")

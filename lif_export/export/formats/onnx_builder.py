@@ -19,6 +19,10 @@ ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
 Dims = Sequence[int | str]
 
 
+#: The constant each arithmetic op leaves its other operand unchanged with (:meth:`Graph._unfoldable`).
+NOOP_IDENTITY = {"Add": 0.0, "Sub": 0.0, "Mul": 1.0, "Div": 1.0}
+
+
 class Graph:
     """Collects nodes under unique names; initializers are shared with nested (``Scan`` body, ``If`` branch) graphs."""
 
@@ -51,9 +55,33 @@ class Graph:
 
     def op1(self, op_type: str, inputs: Sequence[str], hint: str, **attrs: Any) -> str:
         """Add a node with one output; returns the output's name."""
+        if op_type in NOOP_IDENTITY:
+            inputs = self._unfoldable(op_type, inputs)
         name = self.fresh(hint)
         self.nodes.append(helper.make_node(op_type, list(inputs), [name], name=self.fresh(f"node_{hint}"), **attrs))
         return name
+
+    def _unfoldable(self, op_type: str, inputs: Sequence[str]) -> list[str]:
+        """``inputs`` with each scalar float64 constant that onnxruntime's optimizer would take for the
+        op's identity (``x + 0``, ``x * 1``) without being it expanded to the other operand's shape.
+
+        onnxruntime's ``NoopElimination`` (1.32, ``noop_elimination.cc``) removes an ``Add``/``Sub`` of
+        ``0`` and a ``Mul``/``Div`` by ``1``, but compares a float64 constant after casting it to float32:
+        ``u - spike * (1 + 1e-10)`` would lose its ``Mul`` and ``u - 1e-114`` its ``Sub``. An ``Expand``
+        to the runtime shape is not a constant, so the node stays (and computes the same value)."""
+        identity = NOOP_IDENTITY[op_type]
+        out = list(inputs)
+        for i, name in enumerate(inputs):
+            value = self.constant(name)
+            if value is None or value.dtype != np.float64 or value.size != 1:
+                continue
+            with np.errstate(over="ignore"):
+                if np.float32(value.reshape(-1)[0]) != identity or value.reshape(-1)[0] == identity:
+                    continue
+            other = inputs[1 - i]
+            shape = self.op1("Shape", [other], f"{name}_shape_of_{other}")
+            out[i] = self.op1("Expand", [name, shape], f"{name}_expanded")
+        return out
 
     def output(self, op_type: str, inputs: Sequence[str], output: str, **attrs: Any) -> None:
         """Add a node writing the already reserved name ``output`` (a graph output)."""
