@@ -477,16 +477,18 @@ def format_table(comparisons: list[Comparison], summary: bool = False) -> str:
             m.max_abs_dv = max(m.max_abs_dv, c.max_abs_dv)
             m.first_difference = m.first_difference or c.first_difference
         rows = list(merged.values())
+    return _table(rows, f"{'Δspikes':>7}  {'Δv':>6}  {'max|Δv|':>9}  result",
+                  lambda r: f"{r.spike_mismatches:>7}  {r.potential_mismatches:>6}  {r.max_abs_dv:>9.3g}  "
+                            f"{'ok' if r.ok else 'MISMATCH'}")
+
+
+def _table(rows: list[Comparison], header: str, columns: Callable[[Comparison], str]) -> str:
+    """Rows under a header: backend, case, steps and spikes, then ``header``'s columns (``columns(row)``)."""
     width = max([len(r.backend) for r in rows] + [7])
     cwidth = max([len(r.case) for r in rows] + [4])
-    lines = [f"{'backend':<{width}}  {'case':<{cwidth}}  {'steps':>6}  {'spikes':>7}  "
-             f"{'Δspikes':>7}  {'Δv':>6}  {'max|Δv|':>9}  result"]
+    lines = [f"{'backend':<{width}}  {'case':<{cwidth}}  {'steps':>6}  {'spikes':>7}  {header}"]
     lines.append("-" * len(lines[0]))
-    for r in rows:
-        lines.append(
-            f"{r.backend:<{width}}  {r.case:<{cwidth}}  {r.steps:>6}  {r.spikes:>7}  {r.spike_mismatches:>7}  "
-            f"{r.potential_mismatches:>6}  {r.max_abs_dv:>9.3g}  {'ok' if r.ok else 'MISMATCH'}"
-        )
+    lines += [f"{r.backend:<{width}}  {r.case:<{cwidth}}  {r.steps:>6}  {r.spikes:>7}  {columns(r)}" for r in rows]
     return "\n".join(lines)
 
 
@@ -525,17 +527,14 @@ def format_tolerance_table(comparisons: list[Comparison], summary: bool = False)
             by_backend.setdefault(c.backend, []).append(c)
         rows = [_merged(group) if any(isinstance(r, ToleranceComparison) for r in group) else group[0]
                 for group in by_backend.values()]
-    width = max([len(r.backend) for r in rows] + [7])
-    cwidth = max([len(r.case) for r in rows] + [4])
-    lines = [f"{'backend':<{width}}  {'case':<{cwidth}}  {'steps':>6}  {'spikes':>7}  {'spike agreement':>15}  "
-             f"{'1st Δspike':>10}  {'max|Δ|':>9}  {'within tol':>10}  result"]
-    lines.append("-" * len(lines[0]))
-    for r in rows:
+
+    def columns(r: Comparison) -> str:
         if isinstance(r, ToleranceComparison):
             first = "-" if r.first_spike_step is None else f"step {r.first_spike_step}"
             rates = f"{r.spike_agreement:>15.6f}  {first:>10}  {r.max_abs_dv:>9.3g}  {r.readout_agreement:>10.6f}"
         else:  # a run that failed before its values could be compared
             rates = f"{'-':>15}  {'-':>10}  {'-':>9}  {'-':>10}"
-        lines.append(f"{r.backend:<{width}}  {r.case:<{cwidth}}  {r.steps:>6}  {r.spikes:>7}  {rates}  "
-                     f"{'ok' if r.ok else 'OUT OF TOLERANCE'}")
-    return "\n".join(lines)
+        return f"{rates}  {'ok' if r.ok else 'OUT OF TOLERANCE'}"
+
+    return _table(rows, f"{'spike agreement':>15}  {'1st Δspike':>10}  {'max|Δ|':>9}  {'within tol':>10}  result",
+                  columns)
