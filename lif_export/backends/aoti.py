@@ -12,28 +12,20 @@ from collections.abc import Iterator
 
 from ..export.formats import aoti as aoti_format
 from .base import Backend, Context, register
-from .torchscript import TorchScriptArtifact
+from .torchscript import FlatProgram
 
 
-class AotiPackage(TorchScriptArtifact):
-    """A compiled step or sequence, run exactly like a flat TorchScript artifact (only loaded differently)."""
-
-    def __init__(self, ctx: Context, artifact: str, single_threaded: bool, chunked: bool = False):
-        self.entry = ctx.entry(artifact)
-        self.fn, _, _ = aoti_format.load(ctx.artifact(artifact), single_threaded)
-        self.flat = True
-        self.sequence = self.entry["kind"] == "sequence"
-        self.chunked = chunked
-        label = artifact.removeprefix("aoti_") + ("-chunked" if chunked else "")
-        self.name = f"aoti/{label}/{'single-threaded' if single_threaded else 'pooled'}"
+def _package(ctx: Context, artifact: str, single_threaded: bool, chunked: bool = False) -> FlatProgram:
+    fn, _, _ = aoti_format.load(ctx.artifact(artifact), single_threaded)
+    return FlatProgram(ctx, artifact, fn, "aoti", "single-threaded" if single_threaded else "pooled", chunked)
 
 
 @register("aoti")
 def variants(ctx: Context) -> Iterator[Backend]:
     for single_threaded in (False, True):
         if ctx.usable("aoti_step"):
-            yield AotiPackage(ctx, "aoti_step", single_threaded)
+            yield _package(ctx, "aoti_step", single_threaded)
         if ctx.usable("aoti_sequence"):
-            yield AotiPackage(ctx, "aoti_sequence", single_threaded)
+            yield _package(ctx, "aoti_sequence", single_threaded)
     if ctx.usable("aoti_sequence"):
-        yield AotiPackage(ctx, "aoti_sequence", True, chunked=True)
+        yield _package(ctx, "aoti_sequence", True, chunked=True)

@@ -9,33 +9,20 @@ other runtimes consume. Each file is loaded once per verification (loading takes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..export.formats import pt2 as pt2_format
 from .base import Backend, Context, register
-from .torchscript import TorchScriptArtifact
-
-
-class Pt2Artifact(TorchScriptArtifact):
-    """A step or sequence program, run exactly like a flat TorchScript artifact (only loaded differently)."""
-
-    def __init__(self, ctx: Context, artifact: str, module: Callable, variation: str, chunked: bool = False):
-        self.entry = ctx.entry(artifact)
-        self.fn = module
-        self.flat = True
-        self.sequence = self.entry["kind"] == "sequence"
-        self.chunked = chunked
-        label = artifact.removeprefix("pt2_") + ("-chunked" if chunked else "")
-        self.name = f"pt2/{label}/{variation}"
+from .torchscript import FlatProgram
 
 
 @register("pt2")
 def variants(ctx: Context) -> Iterator[Backend]:
     if ctx.usable("pt2_step"):
         program, _ = pt2_format.load(ctx.artifact("pt2_step"))
-        yield Pt2Artifact(ctx, "pt2_step", program.module(), "plain")
-        yield Pt2Artifact(ctx, "pt2_step", program.run_decompositions().module(), "decomposed")
+        yield FlatProgram(ctx, "pt2_step", program.module(), "pt2", "plain")
+        yield FlatProgram(ctx, "pt2_step", program.run_decompositions().module(), "pt2", "decomposed")
     if ctx.usable("pt2_sequence"):
         module = pt2_format.load(ctx.artifact("pt2_sequence"))[0].module()
-        yield Pt2Artifact(ctx, "pt2_sequence", module, "plain")
-        yield Pt2Artifact(ctx, "pt2_sequence", module, "plain", chunked=True)
+        yield FlatProgram(ctx, "pt2_sequence", module, "pt2", "plain")
+        yield FlatProgram(ctx, "pt2_sequence", module, "pt2", "plain", chunked=True)

@@ -71,6 +71,21 @@ class TorchScriptArtifact(Backend):
         return collect.result([s.numpy() for s in state])
 
 
+class FlatProgram(TorchScriptArtifact):
+    """A step or sequence program loaded another way (a pt2 module, an AOTInductor package), called with
+    the flat convention exactly like a flat TorchScript artifact; named ``<family>/<kind>/<variation>``."""
+
+    def __init__(self, ctx: Context, artifact: str, fn: Callable, family: str, variation: str,
+                 chunked: bool = False):
+        self.entry = ctx.entry(artifact)
+        self.fn = fn
+        self.flat = True
+        self.sequence = self.entry["kind"] == "sequence"
+        self.chunked = chunked
+        label = artifact.removeprefix(f"{family}_") + ("-chunked" if chunked else "")
+        self.name = f"{family}/{label}/{variation}"
+
+
 class TorchScriptNeuron(Backend):
     """The scripted ``LIFNeuron``'s stateful ``forward``."""
 
