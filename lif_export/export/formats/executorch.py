@@ -114,11 +114,9 @@ def _writer(model: ExportModel, program: ExportedProgram, entry: ArtifactEntry,
     def write(folder: Path) -> None:
         (folder / entry["file"]).write_bytes(lower(program))
         from ...backends.executorch import ExecutorchStep
-        from .selfcheck import first_deviation
+        from .selfcheck import record_deviation
 
-        deviation = first_deviation(model, ExecutorchStep(entry, folder / entry["file"]))
-        if deviation is not None:
-            entry["deviation"] = deviation
+        record_deviation(model, ExecutorchStep(entry, folder / entry["file"]), entry)
 
     return write
 

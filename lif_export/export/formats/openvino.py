@@ -168,11 +168,9 @@ def _writer(model: ExportModel, ov_model: ov.Model, entry: ArtifactEntry) -> Cal
 
         ov.save_model(ov_model, folder / entry["file"], compress_to_fp16=False)
         from ...backends.openvino import OpenVinoStep
-        from .selfcheck import first_deviation
+        from .selfcheck import record_deviation
 
-        deviation = first_deviation(model, OpenVinoStep(entry, folder / entry["file"]))
-        if deviation is not None:
-            entry["deviation"] = deviation
+        record_deviation(model, OpenVinoStep(entry, folder / entry["file"]), entry)
 
     return write
 

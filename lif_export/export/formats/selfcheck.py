@@ -13,6 +13,7 @@ from __future__ import annotations
 from ...backends.base import Backend
 from ...cases import cases_for
 from ...conformance.compare import compare
+from ..manifest import ArtifactEntry
 from ..model import ExportModel
 
 
@@ -29,3 +30,11 @@ def first_deviation(model: ExportModel, backend: Backend) -> str | None:
         if not comparison.ok:
             return f"case {case.name}: {comparison.first_difference or 'outputs differ'}"
     return None
+
+
+def record_deviation(model: ExportModel, backend: Backend, entry: ArtifactEntry) -> None:
+    """Run the just-written artifact behind ``backend`` on the input cases; its first difference from eager
+    PyTorch, if any, becomes the manifest entry's ``"deviation"`` (reported by verify, never hidden)."""
+    deviation = first_deviation(model, backend)
+    if deviation is not None:
+        entry["deviation"] = deviation
