@@ -246,6 +246,30 @@ def test_a_cached_package_is_reused_without_compiling(neuron32, tmp_path, monkey
     assert list(aoti_format.cache_dir().glob("*.pt2"))
 
 
+def test_the_package_cache_evicts_the_least_recently_used_beyond_its_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = aoti_format.cache_dir()
+    folder.mkdir(parents=True)
+    packages = [folder / f"{i:064x}.pt2" for i in range(5)]
+    for age, path in enumerate(packages):  # packages[0] is the newest
+        path.write_bytes(b"\0" * 2**20)
+        os.utime(path, (1e9 - age * 100, 1e9 - age * 100))
+    others = [folder / "notes.txt", folder / "not-a-key.pt2"]
+    for path in others:
+        path.write_bytes(b"\0" * 2**21)
+    monkeypatch.setenv("LIF_EXPORT_AOTI_CACHE_MB", "3.5")
+    removed = aoti_format.evict_packages(keep=packages[4])  # the oldest, just used: kept
+    assert sorted(removed) == sorted(packages[2:4])
+    assert all(p.exists() for p in [*packages[:2], packages[4], *others])
+    monkeypatch.setenv("LIF_EXPORT_AOTI_CACHE_MB", "0")
+    assert sorted(aoti_format.evict_packages(keep=packages[4])) == sorted(packages[:2])
+    assert packages[4].exists() and all(p.exists() for p in others)
+    for bad in ("lots", "-1", "inf"):
+        monkeypatch.setenv("LIF_EXPORT_AOTI_CACHE_MB", bad)
+        with pytest.raises(ValueError, match=rf"\$LIF_EXPORT_AOTI_CACHE_MB must be a size in MiB .* got '{bad}'"):
+            aoti_format.cache_limit_bytes()
+
+
 def test_untraceable_layer_is_refused_before_anything_is_written(tmp_path):
     class DataDependent(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

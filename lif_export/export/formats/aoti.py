@@ -26,6 +26,8 @@ A package is native code for this machine's CPU (its vector ISA, e.g. AVX-512) a
 Compiling takes tens of seconds, so packages are cached in ``~/.cache/lif_export/aoti/`` (or under
 ``$XDG_CACHE_HOME``), keyed by the sha256 of the serialized step program, the rewrites, the
 settings with the embedded manifest entry, the torch version, the vector ISA and the compiler.
+The cache keeps at most ``$LIF_EXPORT_AOTI_CACHE_MB`` MiB (default 1024; a package is 1-2 MiB):
+after each compile the least recently used packages beyond it are removed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -45,6 +49,7 @@ import torch
 from torch import Tensor
 from torch.export import ExportedProgram
 
+from ...errors import InvalidValueError
 from ..manifest import EMBEDDED_KEY, ArtifactEntry
 from ..model import ExportModel
 from . import pt2
@@ -108,6 +113,48 @@ def cache_dir() -> Path:
     return Path(base) / "lif_export" / "aoti"
 
 
+#: The environment variable that sets the package cache's size limit in MiB.
+CACHE_LIMIT_VARIABLE = "LIF_EXPORT_AOTI_CACHE_MB"
+DEFAULT_CACHE_LIMIT_MB = 1024
+#: The name of a cached package (its key); nothing else in the folder is ever removed.
+_PACKAGE_NAME = re.compile(r"[0-9a-f]{64}\.pt2")
+
+
+def cache_limit_bytes() -> int:
+    """``$LIF_EXPORT_AOTI_CACHE_MB`` (a number of MiB, at least 0) in bytes, or the default's."""
+    raw = os.environ.get(CACHE_LIMIT_VARIABLE, "").strip()
+    try:
+        megabytes = float(raw) if raw else float(DEFAULT_CACHE_LIMIT_MB)
+    except ValueError:
+        megabytes = math.nan
+    if not 0 <= megabytes < math.inf:
+        raise InvalidValueError(f"${CACHE_LIMIT_VARIABLE} must be a size in MiB (a number >= 0), got {raw!r}")
+    return int(megabytes * 2**20)
+
+
+def evict_packages(keep: Path) -> list[Path]:
+    """Remove the least recently used cached packages (by modification time: a cache hit touches its
+    package) while the cache holds more than :func:`cache_limit_bytes`; never ``keep``, never a file
+    not named like a package. Returns the removed paths."""
+    packages = []
+    for path in cache_dir().iterdir():
+        if _PACKAGE_NAME.fullmatch(path.name) and path != keep:
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # removed meanwhile by another process
+                continue
+            packages.append((info.st_mtime, info.st_size, path))
+    total = keep.stat().st_size + sum(size for _, size, _ in packages)
+    limit, removed = cache_limit_bytes(), []
+    for _, size, path in sorted(packages, key=lambda item: item[0]):
+        if total <= limit:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
+
+
 @functools.cache
 def toolchain() -> str:
     """What else decides the generated code: torch, the CPU's vector ISA, the C++ compiler.
@@ -142,13 +189,17 @@ def compile_package(program: ExportedProgram, metadata: dict[str, str]) -> Path:
     configs = {**INDUCTOR_CONFIGS,
                "aot_inductor.metadata": {**metadata, CONFIGS_KEY: json.dumps(INDUCTOR_CONFIGS, sort_keys=True)}}
     cached = cache_dir() / f"{package_key(program, configs)}.pt2"
-    if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cached.parent, prefix=".compiling-") as tmp:
-            built = Path(tmp) / "package.pt2"
-            torch._inductor.aoti_compile_and_package(program.run_decompositions(DECOMPOSITIONS),
-                                                     package_path=str(built), inductor_configs=configs)
-            os.replace(built, cached)  # atomic: a concurrent compile of the same key writes the same package
+    if cached.is_file():
+        os.utime(cached)  # recently used: the last to be evicted
+        return cached
+    cache_limit_bytes()  # a bad setting is refused before tens of seconds of compiling, not after
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=".compiling-") as tmp:
+        built = Path(tmp) / "package.pt2"
+        torch._inductor.aoti_compile_and_package(program.run_decompositions(DECOMPOSITIONS),
+                                                 package_path=str(built), inductor_configs=configs)
+        os.replace(built, cached)  # atomic: a concurrent compile of the same key writes the same package
+    evict_packages(keep=cached)
     return cached
 
 
