@@ -35,6 +35,21 @@ def assert_bitwise_equal(actual, expected, what: str = "") -> None:
     )
 
 
+def exact_formula(layer, x: torch.Tensor) -> torch.Tensor:
+    """``ExactLinear``'s / ``ExactConv2d``'s definition computed afresh, as TorchScript, ONNX and C compute it
+    (the independent expectation for the eager fast paths): a spike input is taken as it is."""
+    from lif_export.network import ExactConv2d
+    from lif_export.network.exact import straight_through
+
+    q = x if layer.spike_input else straight_through(x, layer.input_bound, layer.scale)
+    weight, bias = layer.quantized()
+    if isinstance(layer, ExactConv2d):
+        return torch.nn.functional.conv2d(q.double(), weight.double(), bias.double(), stride=layer.stride,
+                                          padding=layer.padding, dilation=layer.dilation).to(x.dtype)
+    wide = torch.matmul(q.double(), weight.double().t())
+    return (wide if bias is None else wide + bias.double()).to(x.dtype)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

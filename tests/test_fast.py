@@ -25,8 +25,7 @@ from lif_export.network import (
     Stateless,
     SynapticLIFLayer,
 )
-from lif_export.network.exact import INPUT_BOUND, SCALE, straight_through
-from tests.conftest import assert_bitwise_equal
+from tests.conftest import assert_bitwise_equal, exact_formula
 
 SPECIAL = [CASES[name] for name in ("special_values", "near_threshold_1ulp", "huge", "subnormal", "zeros")]
 
@@ -261,26 +260,16 @@ def test_without_a_compiler_the_pytorch_loop_runs(monkeypatch):
 
 # -- exact layers: cached weights, spike inputs, one-node straight-through ----------------------------
 
-def formula(layer, x):
-    """ExactLinear's / ExactConv2d's definition, computed afresh (the independent expectation)."""
-    q = straight_through(x, INPUT_BOUND, SCALE)
-    weight, bias = layer.quantized()
-    if isinstance(layer, ExactConv2d):
-        return torch.nn.functional.conv2d(q.double(), weight.double(), bias.double(), padding=layer.padding).to(
-            x.dtype)
-    wide = torch.matmul(q.double(), weight.double().t())
-    return (wide if bias is None else wide + bias.double()).to(x.dtype)
-
 
 class Formula(nn.Module):
-    """An exact layer computed by :func:`formula` (the same parameters)."""
+    """An exact layer computed by :func:`~tests.conftest.exact_formula` (the same parameters)."""
 
     def __init__(self, layer):
         super().__init__()
         self.layer = layer
 
     def forward(self, x):
-        return formula(self.layer, x)
+        return exact_formula(self.layer, x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -300,8 +289,8 @@ def test_exact_linear_fast_paths_equal_the_formula(dtype):
         for layer, x in ((small, spikes), (small, special), (big, (torch.rand(4, 3000, generator=g) < 0.5).to(dtype))):
             for spike_input in (False, True) if x is not special else (False,):
                 layer.spike_input = spike_input
-                assert_bitwise_equal(layer(x), formula(layer, x), f"{layer} on {x.shape}")
-                assert_bitwise_equal(torch.jit.script(layer)(x), formula(layer, x), f"scripted {layer}")
+                assert_bitwise_equal(layer(x), exact_formula(layer, x), f"{layer} on {x.shape}")
+                assert_bitwise_equal(torch.jit.script(layer)(x), exact_formula(layer, x), f"scripted {layer}")
     assert "weight32_t" in small._cache[False] and "weight32_t" not in big._cache[False]
 
 
@@ -330,7 +319,8 @@ def test_exact_fast_paths_on_hostile_weights_and_inputs(conv):
             for grad in (False, True):
                 xi = x.clone().requires_grad_(grad and not spike_input)
                 with torch.set_grad_enabled(grad):
-                    assert_bitwise_equal(layer(xi), formula(layer, xi), f"seed {seed} spikes {spike_input} grad {grad}")
+                    assert_bitwise_equal(layer(xi), exact_formula(layer, xi),
+                                         f"seed {seed} spikes {spike_input} grad {grad}")
 
 
 def test_exact_layers_see_every_change_of_their_weights():
@@ -339,11 +329,11 @@ def test_exact_layers_see_every_change_of_their_weights():
     with torch.no_grad():
         layer(x)
         layer.weight.data.mul_(0.5)  # not seen by the version counter: the values are compared
-        assert_bitwise_equal(layer(x), formula(layer, x), ".data write")
+        assert_bitwise_equal(layer(x), exact_formula(layer, x), ".data write")
         layer.load_state_dict({"weight": torch.ones(3, 6), "bias": torch.zeros(3)})
-        assert_bitwise_equal(layer(x), formula(layer, x), "load_state_dict")
+        assert_bitwise_equal(layer(x), exact_formula(layer, x), "load_state_dict")
         layer.weight = nn.Parameter(torch.full((3, 6), 0.25))
-        assert_bitwise_equal(layer(x), formula(layer, x), "new parameter")
+        assert_bitwise_equal(layer(x), exact_formula(layer, x), "new parameter")
     layer(x).sum().backward()  # a cached graph: copying and pickling the layer still work
     copy.deepcopy(layer)
     torch.save(layer, io.BytesIO())

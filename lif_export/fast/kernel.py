@@ -1,5 +1,6 @@
-"""The compiled kernels (``lif_kernel.c``) behind :func:`~lif_export.fast.simulate` and the
-hand-written backward of :class:`~lif_export.fast.LIFSequenceFunction`.
+"""The compiled kernels (``lif_kernel.c``) behind :func:`~lif_export.fast.simulate`, the
+hand-written backward of :class:`~lif_export.fast.LIFSequenceFunction` and the eager step of
+:class:`~lif_export.network.ExactLinear` without autograd (:class:`ExactLinearPlan`).
 
 Forward: one fused loop per time step instead of seven PyTorch kernels: the input is read once and
 the spikes written once, so the simulation runs at the speed of the native reference. Backward: the
@@ -26,6 +27,20 @@ SURROGATES = {"fast_sigmoid": 0, "arctan": 1, "triangle": 2, "straight_through":
 #: The learned parameters' per-step terms ``lif_backward_*_parts`` computes, by their number in the C file.
 PART_KINDS = {"beta": 0, "reset": 1}
 _SUFFIXES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
+#: What ``exact_linear_*`` returns (the C file's enum): out written; the parameters' bits changed; an
+#: input it does not take (the caller runs PyTorch's operations).
+EXACT_DONE, EXACT_STALE, EXACT_DECLINED = 0, 1, 2
+
+
+class ExactLinearPlan(ctypes.Structure):
+    """The C ``exact_linear_plan``: the float64 quantized weights ``[n_in, n_out]`` (contiguous) and bias
+    ``[n_out]`` (or 0), the copies of the parameters' bits to compare with, their sizes in bytes, the
+    layer's sizes and its input grid (``scale``, ``bound``)."""
+
+    _fields_ = [("weight_t", ctypes.c_void_p), ("bias", ctypes.c_void_p), ("weight_copy", ctypes.c_void_p),
+                ("bias_copy", ctypes.c_void_p), ("weight_bytes", ctypes.c_long), ("bias_bytes", ctypes.c_long),
+                ("n_in", ctypes.c_long), ("n_out", ctypes.c_long), ("scale", ctypes.c_double),
+                ("bound", ctypes.c_double)]
 
 
 @functools.cache
@@ -44,6 +59,10 @@ def compiled() -> Compiled:
             parts = getattr(built.library, f"lif_backward_{suffix}_parts")
             parts.argtypes = [p, p, p, n, n, p, p, p, i, i, p]
             parts.restype = None
+            exact = getattr(built.library, f"exact_linear_{suffix}")
+            # (plan, weight, bias, x, batch, spikes, out) -> EXACT_*
+            exact.argtypes = [p, p, p, p, n, i, p]
+            exact.restype = i
     return built
 
 

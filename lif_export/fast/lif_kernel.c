@@ -188,3 +188,78 @@ enum { SG_FAST_SIGMOID = 0, SG_ARCTAN = 1, SG_TRIANGLE = 2, SG_STRAIGHT_THROUGH 
 
 LIF_BPTT(lif_backward_f32, float, __builtin_fabsf, 3.40282346638528859812e+38f)
 LIF_BPTT(lif_backward_f64, double, __builtin_fabs, 1.79769313486231570815e+308)
+
+/* The exact linear layer (lif_export.network.ExactLinear; docs/semantics.md, "Exact linear layers") at one
+ * time step without autograd, for its eager forward: one call instead of eight PyTorch kernels. Every
+ * product a * w and every partial sum is exact in double (the grid's bounds), so the sum is the value
+ * any summation order gives; it starts from +0.0, as PyTorch's matrix product does for two or more
+ * terms (the caller leaves a single input feature to PyTorch, whose product of one term keeps a -0.0).
+ * Zero inputs add +-0.0 to a sum that is never -0.0, so they are skipped. The result is
+ * (sum / scale + bias) in double, rounded once to T, where the input is put on the grid here as the
+ * integer a = round half to even of clamp(x, -bound, bound) * scale (scale = 2^12, bound = 256: the
+ * grid value times scale); a spike input (0 or 1) is taken as it is, with scale 1.
+ *
+ * plan: the layer's quantized weights, transposed ([n_in, n_out] contiguous, so that the loop over the
+ * outputs is innermost and vectorises), its bias (or NULL), the bits of its parameters when they
+ * were quantized, and the input grid. x is [batch, n_in] contiguous (a small batch: the sums of one
+ * row sit on the stack). Returns EXACT_DONE with out [batch, n_out] written; EXACT_STALE when the
+ * parameters' bits (weight, bias: their current memory) differ from the copies (the caller quantizes
+ * them again); EXACT_DECLINED for an input this loop does not take (a NaN, whose payload would depend
+ * on the order of the sum, or a spike input other than 0/1): the caller runs PyTorch's operations. */
+
+typedef struct {
+  const double* weight_t;
+  const double* bias;
+  const void* weight_copy;
+  const void* bias_copy;
+  long weight_bytes, bias_bytes, n_in, n_out;
+  double scale, bound;
+} exact_linear_plan;
+
+enum { EXACT_DONE = 0, EXACT_STALE = 1, EXACT_DECLINED = 2 };
+
+/* Round half to even of |v| < 2^51 (torch.round's rounding) in the default rounding mode: adding
+ * 1.5 * 2^52 leaves no fraction bits; the sign of a zero result is not kept (zeros are skipped). */
+static inline double round_half_even(double v) {
+  const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+  return (v + shift) - shift;
+}
+
+#define EXACT_LINEAR(NAME, T)                                                                        \
+  int NAME(const exact_linear_plan* p, const void* weight, const void* bias, const T* x, long batch, \
+           int spikes, T* out) {                                                                     \
+    const long n_in = p->n_in, n_out = p->n_out;                                                     \
+    if (memcmp(weight, p->weight_copy, (size_t)p->weight_bytes) != 0                                 \
+        || (p->bias_bytes && memcmp(bias, p->bias_copy, (size_t)p->bias_bytes) != 0))                \
+      return EXACT_STALE;                                                                            \
+    const double scale = spikes ? 1.0 : p->scale, bound = p->bound;                                  \
+    double acc[n_out];                                                                               \
+    for (long r = 0; r < batch; ++r) {                                                               \
+      const T* xr = x + r * n_in;                                                                    \
+      for (long o = 0; o < n_out; ++o) acc[o] = 0.0;                                                 \
+      for (long i = 0; i < n_in; ++i) {                                                              \
+        const double xi = xr[i];                                                                     \
+        double a;                                                                                    \
+        if (spikes) {                                                                                \
+          if (xi == 0.0) continue;                                                                   \
+          if (xi != 1.0) return EXACT_DECLINED;                                                      \
+          a = 1.0;                                                                                   \
+        } else {                                                                                     \
+          if (xi != xi) return EXACT_DECLINED;                                                       \
+          a = round_half_even((xi < -bound ? -bound : xi > bound ? bound : xi) * scale);              \
+          if (a == 0.0) continue;                                                                    \
+        }                                                                                            \
+        const double* restrict w = p->weight_t + i * n_out;                                          \
+        for (long o = 0; o < n_out; ++o) acc[o] += a * w[o];                                         \
+      }                                                                                              \
+      T* restrict yr = out + r * n_out;                                                              \
+      if (p->bias)                                                                                   \
+        for (long o = 0; o < n_out; ++o) yr[o] = (T)(acc[o] / scale + p->bias[o]);                   \
+      else                                                                                           \
+        for (long o = 0; o < n_out; ++o) yr[o] = (T)(acc[o] / scale);                                \
+    }                                                                                                \
+    return EXACT_DONE;                                                                               \
+  }
+
+EXACT_LINEAR(exact_linear_f32, float)
+EXACT_LINEAR(exact_linear_f64, double)

@@ -25,7 +25,14 @@ layer runs the plain formula):
   ``2**(k-12)`` below ``2**(k+12)``) an ``ExactLinear`` multiplies in float32 directly;
 * with autograd the quantization is one function whose backward is the straight-through
   gradient plus ``+0.0``, exactly what the autograd graph of :func:`straight_through` adds up
-  (the rounding branch contributes zeros), without that branch's elementwise backward kernels.
+  (the rounding branch contributes zeros), without that branch's elementwise backward kernels;
+* without autograd, an ``ExactLinear`` step on a 2-D float32/float64 input of a small batch
+  (streaming, ``KERNEL_MAX_BATCH``) is one call of the package's compiled loop (``exact_linear_*`` in
+  ``lif_export/fast/lif_kernel.c``: the parameters' comparison, the input's quantization, the exact
+  sums from ``+0.0`` and the bias in one call instead of eight PyTorch kernels), when a C compiler is
+  available; it declines what it cannot give the formula's bits for (a NaN input, whose payload
+  depends on the summation order; a spike input other than 0/1; NaN weights; a single input feature,
+  where PyTorch's product of one term keeps ``-0.0``), which then takes PyTorch's operations.
 """
 
 import ctypes
@@ -40,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InvalidValueError
+from ..fast.kernel import EXACT_DONE, ExactLinearPlan, compiled
 
 GRID_BITS = 12
 SCALE = float(2**GRID_BITS)
@@ -262,6 +270,12 @@ class ExactLinear(_GridLayer):
 
     @torch.jit.unused
     def _eager_forward(self, x: Tensor) -> Tensor:
+        kept = self._cache.get(False)
+        kernel = None if kept is None else kept.get("kernel")
+        if kernel is not None:
+            y = kernel(self, x)
+            if y is not None:
+                return y
         entry = self._cached(functools.partial(_linear_derived, exponent=self.weight_exponent))
         if "weight64_t" in entry:  # no autograd
             if self.spike_input and x.dim() == 2 and not x.requires_grad:
@@ -295,7 +309,84 @@ def _linear_derived(entry: dict[str, Any], exponent: int) -> dict[str, Any]:
     worst = weight.abs().sum(1) + (0.0 if bias is None else bias.abs())
     if bool((worst < math.ldexp(FLOAT32_EXACT_SUM, exponent)).all()):
         derived.update(weight32_t=weight.float().contiguous().t(), bias32=None if bias is None else bias.float())
+    derived["kernel"] = _LinearKernel.build(entry, derived)
     return derived
+
+
+#: The compiled loop is for streaming steps: up to this batch (larger ones are faster in PyTorch's blocked
+#: product), up to this many outputs (its sums sit on the stack) and weights (it keeps a transposed copy).
+KERNEL_MAX_BATCH, KERNEL_MAX_OUT, KERNEL_MAX_WEIGHTS = 8, 4096, 2**22
+
+
+class _LinearKernel:
+    """An ``ExactLinear``'s no-autograd step in the compiled loop (``exact_linear_*``), for the parameters of
+    one cache entry: ``x [batch, in_features]`` float32/float64, CPU, contiguous -> ``[batch, out_features]``
+    (``batch <= KERNEL_MAX_BATCH``)."""
+
+    __slots__ = ("address", "bias", "by_dtype", "keep", "layout", "n_in", "n_out", "plan", "weight")
+
+    def __init__(self, library: Any, entry: dict[str, Any], derived: dict[str, Any]):
+        weight_kept, bias_kept = entry["weight_kept"], entry["bias_kept"]
+        weight_t = derived["weight64_t"].contiguous()  # [in, out]: the loop over the outputs innermost
+        bias = derived["bias64"]
+        self.n_in, self.n_out = weight_t.shape
+        self.plan = ExactLinearPlan(
+            weight_t.data_ptr(), None if bias is None else bias.data_ptr(), weight_kept.copy.data_ptr(),
+            None if bias_kept is None else bias_kept.copy.data_ptr(), weight_kept.nbytes,
+            0 if bias_kept is None else bias_kept.nbytes, self.n_in, self.n_out, SCALE, INPUT_BOUND)
+        self.address = ctypes.addressof(self.plan)
+        self.keep = (weight_t, bias, weight_kept, bias_kept)  # what the plan points into
+        self.weight, self.bias = weight_kept.param, None if bias_kept is None else bias_kept.param
+        # The parameters' dtypes and shapes when copied (weight's, bias's; their memory must stay contiguous
+        # and on the CPU: the loop compares it with the copies' bytes).
+        self.layout = tuple(v for k in (weight_kept, bias_kept) if k is not None for v in (k.copy.dtype, k.copy.shape))
+        # dtype -> [the C function, an output of the last batch size (a template for torch.empty_like)]
+        self.by_dtype: dict[torch.dtype, list[Any]] = {torch.float32: [library.exact_linear_f32, None],
+                                                       torch.float64: [library.exact_linear_f64, None]}
+
+    @classmethod
+    def build(cls, entry: dict[str, Any], derived: dict[str, Any]) -> "_LinearKernel | None":
+        """The kernel for this entry, or ``None`` when there is no compiled library or the loop would not
+        give the formula's bits (see the module docstring)."""
+        library = compiled().library
+        weight, bias = entry["weight"], entry["bias"]
+        if (library is None or weight.dim() != 2 or weight.size(1) < 2 or weight.size(0) > KERNEL_MAX_OUT
+                or weight.numel() > KERNEL_MAX_WEIGHTS
+                or not all(k is None or k.raw for k in (entry["weight_kept"], entry["bias_kept"]))
+                or bool(weight.isnan().any()) or (bias is not None and bool(bias.isnan().any()))):
+            return None
+        return cls(library, entry, derived)
+
+    def __call__(self, layer: "ExactLinear", x: Tensor) -> Tensor | None:
+        """``layer(x)`` (the formula's bits), or ``None`` when the loop does not take this call: autograd,
+        another dtype/shape/device/layout, a larger batch, a tensor subclass or functorch wrapper, changed
+        parameters (the caller quantizes them again), a NaN or non-spike input (the caller runs PyTorch's
+        operations)."""
+        spec = self.by_dtype.get(x.dtype)
+        params = layer._parameters  # registered parameters stay in this dict (``layer.weight`` costs more)
+        weight = params.get("weight")
+        bias = layer.bias if self.bias is None else params.get("bias")
+        layout = self.layout
+        if (spec is None or type(x) is not Tensor or weight is not self.weight or bias is not self.bias
+                or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                                 or (bias is not None and bias.requires_grad)))
+                or x.dim() != 2 or x.size(1) != self.n_in or x.size(0) > KERNEL_MAX_BATCH or not x.is_cpu
+                or not x.is_contiguous()
+                or weight.dtype != layout[0] or weight.shape != layout[1] or not weight.is_contiguous()
+                or not weight.is_cpu or (bias is not None and (bias.dtype != layout[2] or bias.shape != layout[3]
+                                                               or not bias.is_contiguous() or not bias.is_cpu))):
+            return None
+        try:
+            x_address = x.data_ptr()
+        except RuntimeError:  # no storage: a functorch (vmap, grad) wrapper
+            return None
+        batch, template = x.size(0), spec[1]
+        if template is None or template.size(0) != batch:
+            template = spec[1] = torch.empty((batch, self.n_out), dtype=x.dtype, device="cpu")
+        out = torch.empty_like(template)
+        status = spec[0](self.address, weight.data_ptr(), None if bias is None else bias.data_ptr(), x_address,
+                         batch, layer.spike_input, out.data_ptr())
+        return out if status == EXACT_DONE else None
 
 
 class ExactConv2d(_GridLayer):
