@@ -46,18 +46,12 @@ SMALL: dict[str, tuple[int, tuple[int, ...]]] = {"W1": (20, (4, 64)), "W2": (50,
 NEURON_WORKLOADS = ("W1", "W2", "W3")
 
 
-def _time(fn: Callable[[], object], rounds: int, cpu: list[float] | None = None) -> tuple[list[float], object]:
-    """Wall-clock seconds of each round (and, into ``cpu``, the process's CPU seconds), and the value."""
-    result = fn()  # warm-up (twice: TorchScript profiles its first runs), and the value checked
+def _time_once(fn: Callable[[], object], times: list[float], cpu: list[float]) -> None:
+    """One timed call: its wall-clock seconds into ``times``, the process's CPU seconds into ``cpu``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
-    times = []
-    for _ in range(rounds):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - start)
-        if cpu is not None:
-            cpu.append(time.process_time() - start_cpu)
-    return times, result
+    times.append(time.perf_counter() - start)
+    cpu.append(time.process_time() - start_cpu)
 
 
 def _same(a: object, b: object) -> bool:
@@ -300,11 +294,11 @@ def _cpp_w2(ctx: BenchContext) -> list[BenchResult]:
 
 
 class _Native:
-    """The native reference of W1/W2, timed before and after the workload's paths (``rounds`` rounds each,
-    all counted): on a shared machine the load then weighs on it as on the paths."""
+    """The native reference of W1/W2, timed in every round beside the workload's paths (and once more
+    after the last): on a shared machine the load then weighs on it as on the paths."""
 
     def __init__(self, ctx: BenchContext, workload: str):
-        self.workload, self.rounds = workload, ctx.rounds
+        self.workload = workload
         self.built = load_native()
         self.times: list[float] = []
         self.cpu: list[float] = []
@@ -322,12 +316,11 @@ class _Native:
             return (spikes, v) if workload == "W1" else spikes
 
         self.run = run
-        self.measure()
+        self.value = run()  # warm-up, and the value checked
 
-    def measure(self) -> None:
+    def time_round(self) -> None:
         if self.built.library is not None:
-            times, self.value = _time(self.run, self.rounds, self.cpu)
-            self.times += times
+            _time_once(self.run, self.times, self.cpu)
 
     def row(self, reference: object) -> BenchResult:
         if self.built.library is None:
@@ -335,7 +328,7 @@ class _Native:
         return BenchResult(self.workload, "native C loop (reference)", 1, statistics.median(self.times) * 1e3,
                            min(self.times) * 1e3, identical=_same(self.value, reference),
                            note=f"{self.built.description}, v kept in a register, preallocated output; timed "
-                           f"before and after the paths", cpu_median_ms=statistics.median(self.cpu) * 1e3)
+                           f"in every round beside the paths", cpu_median_ms=statistics.median(self.cpu) * 1e3)
 
 
 def machine() -> dict:
@@ -355,27 +348,42 @@ def machine() -> dict:
     }
 
 
-def _run_paths(workload: str, ctx: BenchContext, report: Callable[[str], None],
-               more: list[BenchPath]) -> tuple[list[BenchResult], dict[str, object]]:
-    """Time every path of a workload (and ``more``): its rows (bits and memory filled in) and each group's
-    reference value."""
+def _run_paths(workload: str, ctx: BenchContext, report: Callable[[str], None], more: list[BenchPath],
+               native: _Native | None) -> tuple[list[BenchResult], dict[str, object]]:
+    """Time every path of a workload (and ``more``, and the ``native`` reference): its rows (bits and
+    memory filled in) and each group's reference value.
+
+    Each path is first run twice alone (TorchScript profiles its first runs; the first value is the one
+    compared, and the peak memory is this warm-up's). Then every round times each path once, one after
+    the other: a burst of load on a shared machine weighs on all of them alike, so their ratios hold."""
+    paths = PATHS[workload](ctx) + more
     rows: list[BenchResult] = []
     references: dict[str, object] = {}
-    for path in PATHS[workload](ctx) + more:
-        report(f"{workload} threads={ctx.threads}: {path.name} ...")
+    for path in paths:
+        report(f"{workload} threads={ctx.threads}: {path.name} (warm-up) ...")
         _reset_peak_memory()
         before = _memory_mb()
-        cpu: list[float] = []
-        times, value = _time(path.run, ctx.rounds, cpu)
+        value = path.run()
+        path.run()
         after = _memory_mb()
-        identical = None
-        if path.group is not None:
-            identical = _same(value, references.setdefault(path.group, value))
-        row = BenchResult(workload, path.name, ctx.threads, statistics.median(times) * 1e3, min(times) * 1e3,
-                          identical=identical, note=path.note, cpu_median_ms=statistics.median(cpu) * 1e3)
+        identical = None if path.group is None else _same(value, references.setdefault(path.group, value))
+        row = BenchResult(workload, path.name, ctx.threads, None, None, identical=identical, note=path.note)
         if before and after and "VmHWM" in after:
             row.peak_rss_mb, row.rss_growth_mb = after["VmHWM"], after["VmHWM"] - before["VmRSS"]
         rows.append(row)
+    times: list[list[float]] = [[] for _ in paths]
+    cpu: list[list[float]] = [[] for _ in paths]
+    for round_number in range(ctx.rounds):
+        report(f"{workload} threads={ctx.threads}: round {round_number + 1} of {ctx.rounds}, every path ...")
+        if native is not None:
+            native.time_round()
+        for path, path_times, path_cpu in zip(paths, times, cpu, strict=True):
+            _time_once(path.run, path_times, path_cpu)
+    if native is not None:
+        native.time_round()
+    for row, path_times, path_cpu in zip(rows, times, cpu, strict=True):
+        row.median_ms, row.min_ms = statistics.median(path_times) * 1e3, min(path_times) * 1e3
+        row.cpu_median_ms = statistics.median(path_cpu) * 1e3
     return rows, references
 
 
@@ -409,10 +417,9 @@ def run_bench(
                     ctx = BenchContext(steps, shape, x, Path(tmp), n, rounds)
                     native = _Native(ctx, workload) if n == threads[0] and workload in ("W1", "W2") else None
                     more_paths, more_rows = extras(workload, ctx, small, n == threads[0])
-                    rows, references = _run_paths(workload, ctx, report, more_paths)
+                    rows, references = _run_paths(workload, ctx, report, more_paths, native)
                     rows += more_rows
                     if native is not None:
-                        native.measure()
                         rows.insert(0, native.row(references["bits"]))
                     if workload == "W2" and n == threads[0]:
                         rows += _cpp_w2(ctx)
