@@ -11,11 +11,12 @@ Workloads (fixed, so results compare over time):
 
 Each path runs twice to warm up; then each of ``rounds`` rounds times every path once, one after
 the other (the native reference too), so that load on a shared machine weighs on all paths alike
-and their ratios hold. The median and minimum are reported with the process's CPU time, neuron-steps per second, the peak
-resident memory (during the warm-up), and the ratios to the native C loop (``native_lif.c`` built with
-``-O3 -march=native -ffp-contract=off``) and to the workload's first path (the naive
-eager loop; for W4/W5 the network's ``nn.Linear`` twin). Every path's spikes (W1, W2),
-gradients (W3, W5) or outputs (W4) are checked bit for bit against the first path.
+and their ratios hold. The median and minimum are reported with the process's CPU time,
+neuron-steps per second, the peak resident memory (during the warm-up), and the ratios to the
+native C loop (``native_lif.c`` built with ``-O3 -march=native -ffp-contract=off``) and to the
+workload's first path (the naive eager loop; for W4/W5 the network's ``nn.Linear`` twin). Every
+path's spikes (W1, W2), gradients (W3, W5) or outputs (W4) are checked bit for bit against the
+first path.
 """
 
 from .runner import WORKLOADS, BenchResult, run_bench
