@@ -26,6 +26,11 @@ layer runs the plain formula):
 * with autograd the quantization is one function whose backward is the straight-through
   gradient plus ``+0.0``, exactly what the autograd graph of :func:`straight_through` adds up
   (the rounding branch contributes zeros), without that branch's elementwise backward kernels;
+* with autograd an ``ExactLinear`` step on a 2-D input is one node (``_ExactLinearStep``): its forward uses
+  the cached float64 (or, for a spike input whose sums are exact in float32, float32) copies of the
+  quantized parameters instead of casting them at every step, and its backward runs the operations that
+  autograd runs for the formula's graph, one for one, on operands of the same dtypes and layouts (a BLAS
+  product may sum in another order on another layout), so every gradient keeps its bits;
 * without autograd, an ``ExactLinear`` step on a 2-D float32/float64 input of a small batch
   (streaming, ``KERNEL_MAX_BATCH``) is one call of the package's compiled loop (``exact_linear_*`` in
   ``lif_export/fast/lif_kernel.c``: the parameters' comparison, the input's quantization, the exact
@@ -68,6 +73,11 @@ def quantize(x: Tensor, bound: float, scale: float) -> Tensor:
     return torch.round(torch.clamp(x, -bound, bound) * scale) / scale
 
 
+def _quantize_new(x: Tensor, bound: float, scale: float) -> Tensor:
+    """:func:`quantize`'s operations, in place on one new tensor (no autograd)."""
+    return torch.clamp(x, -bound, bound).mul_(scale).round_().div_(scale)
+
+
 def straight_through(x: Tensor, bound: float, scale: float) -> Tensor:
     """``quantize`` in the forward pass; when a gradient is needed, identity for it."""
     q = quantize(x, bound, scale)
@@ -87,7 +97,7 @@ class _StraightThrough(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, bound: float, scale: float, on_grid: bool) -> Tensor:
-        return x if on_grid else quantize(x, bound, scale) + (x - x)
+        return x if on_grid else _quantize_new(x, bound, scale).add_(x - x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
@@ -139,10 +149,11 @@ class _Kept:
         return torch.equal(param.detach().view(ints), copy.view(ints))
 
 
-def _float32_matmul_exact() -> bool:
-    """Whether float32 matrix products are true float32 (not reduced to bfloat16/TF32 by a setting)."""
-    return torch.get_float32_matmul_precision() == "highest" and os.environ.get(
-        "ONEDNN_DEFAULT_FPMATH_MODE", "STRICT").upper() in ("STRICT", "ANY")
+def _float32_matmul_exact(x: Tensor) -> bool:
+    """Whether float32 matrix products of ``x`` are true float32 (not reduced to bfloat16/TF32 by a setting or by
+    autocast)."""
+    return (torch.get_float32_matmul_precision() == "highest" and not torch.is_autocast_enabled(x.device.type)
+            and os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "STRICT").upper() in ("STRICT", "ANY"))
 
 
 class _GridLayer(nn.Module):
@@ -178,13 +189,13 @@ class _GridLayer(nn.Module):
             return _straight_through_node(x, self.input_bound, self.scale, self.spike_input)
         if self.spike_input:
             return x
-        # quantize's operations, in place on one new tensor (no autograd here)
-        return torch.clamp(x, -self.input_bound, self.input_bound).mul_(self.scale).round_().div_(self.scale)
+        return _quantize_new(x, self.input_bound, self.scale)
 
     @torch.jit.unused
     def _cached(self, derive: Any) -> dict[str, Any]:
-        """The quantized weight and bias, and what ``derive(entry)`` adds (without autograd), kept while the
-        parameters are the same objects with the same values; separate entries with and without autograd."""
+        """The quantized weight and bias, ``autograd`` (whether they are nodes of an autograd graph) and what
+        ``derive(entry)`` adds (computed without autograd), kept while the parameters are the same objects with
+        the same values; separate entries with and without autograd."""
         weight, bias = self.weight, self.bias
         grad = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
         entry = self._cache.get(grad)
@@ -201,8 +212,8 @@ class _GridLayer(nn.Module):
                 wq, bq = (None if p is None else straight_through(p, self.weight_bound, self.weight_scale)
                           for p in params)
         entry = {"weight_kept": _Kept(weight), "bias_kept": None if bias is None else _Kept(bias), "weight": wq,
-                 "bias": bq}
-        if not grad:
+                 "bias": bq, "autograd": bool(grad)}
+        with torch.no_grad():
             entry.update(derive(entry))
         self._cache[bool(grad)] = entry
         return entry
@@ -277,22 +288,22 @@ class ExactLinear(_GridLayer):
             if y is not None:
                 return y
         entry = self._cached(functools.partial(_linear_derived, exponent=self.weight_exponent))
-        if "weight64_t" in entry:  # no autograd
-            if self.spike_input and x.dim() == 2 and not x.requires_grad:
-                exact = entry.get("weight32_t") if x.dtype == torch.float32 and _float32_matmul_exact() else None
-                if exact is not None or x.dtype == torch.float64:
-                    # Exact sums in x's dtype, then the bias added, as the formula does (addmm can give
-                    # -0.0 where the formula gives +0.0: an all-zero input, negative weights, bias +0).
-                    w, b = (exact, entry["bias32"]) if exact is not None else (entry["weight64_t"], entry["bias64"])
-                    y = torch.mm(x, w)
-                    return y if b is None else y.add_(b)
-            wide = torch.matmul(self._eager_input(x).double(), entry["weight64_t"])
-            if entry["bias64"] is not None:
-                wide.add_(entry["bias64"])  # the formula's add, in place
-        else:
-            wide = torch.matmul(self._eager_input(x).double(), entry["weight"].double().t())
-            if entry["bias"] is not None:
-                wide = wide + entry["bias"].double()
+        if entry["autograd"]:
+            if x.dim() != 2:
+                return _formula_step(self, x, entry["weight"], entry["bias"])
+            out: Tensor = _ExactLinearStep.apply(x, entry["weight"], entry["bias"], entry, self)
+            return out
+        if self.spike_input and x.dim() == 2 and not x.requires_grad:
+            exact = entry.get("weight32_t") if x.dtype == torch.float32 and _float32_matmul_exact(x) else None
+            if exact is not None or x.dtype == torch.float64:
+                # Exact sums in x's dtype, then the bias added, as the formula does (addmm can give
+                # -0.0 where the formula gives +0.0: an all-zero input, negative weights, bias +0).
+                w, b = (exact, entry["bias32"]) if exact is not None else (entry["weight64_t"], entry["bias64"])
+                y = torch.mm(x, w)
+                return y if b is None else y.add_(b)
+        wide = torch.matmul(self._eager_input(x).double(), entry["weight64_t"])
+        if entry["bias64"] is not None:
+            wide.add_(entry["bias64"])  # the formula's add, in place
         return wide.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -301,16 +312,96 @@ class ExactLinear(_GridLayer):
 
 
 def _linear_derived(entry: dict[str, Any], exponent: int) -> dict[str, Any]:
-    """The float64 weight and bias, and float32 ones when every sum of the layer is exact in float32
-    (multiples of ``2**(exponent-12)`` below ``2**(exponent+12)``)."""
+    """The float64 weight and bias, float32 ones when every sum of the layer is exact in float32
+    (multiples of ``2**(exponent-12)`` below ``2**(exponent+12)``), and without autograd the compiled kernel."""
     weight, bias = entry["weight"], entry["bias"]
     # Transposed views of contiguous copies: the same operand layout as the formula's ``weight.double().t()``.
     derived = {"weight64_t": weight.double().t(), "bias64": None if bias is None else bias.double()}
     worst = weight.abs().sum(1) + (0.0 if bias is None else bias.abs())
     if bool((worst < math.ldexp(FLOAT32_EXACT_SUM, exponent)).all()):
         derived.update(weight32_t=weight.float().contiguous().t(), bias32=None if bias is None else bias.float())
-    derived["kernel"] = _LinearKernel.build(entry, derived)
+    derived["kernel"] = None if entry["autograd"] else _LinearKernel.build(entry, derived)
     return derived
+
+
+class _ExactLinearStep(torch.autograd.Function):
+    """An ``ExactLinear`` step on a 2-D input with autograd, as one node with the bits of the formula's graph
+    (:func:`_formula_step`: the input's ``_StraightThrough``, ``.double()`` of it and of the quantized weight and
+    bias, ``mm``, ``+``, ``.to(x.dtype)``) both ways, using the parameters' copies of the cache entry.
+
+    Forward: the formula's value; for a float32 spike input whose every sum is exact in float32 (``weight32_t``),
+    computed in float32 (the same value, as without autograd). Backward: the operations autograd runs for that
+    graph, one for one, on tensors of the same dtypes and layouts (a BLAS product may sum in another order for
+    another layout): ``ToCopyBackward`` (the gradient to float64), ``AddBackward`` and ``sum_to`` for the bias,
+    ``MmBackward`` (``mm_mat1_backward``, ``mm_mat2_backward``, with their column-major branches),
+    ``TBackward``, the ``ToCopyBackward`` to each input's dtype, and ``_StraightThrough``'s ``+ 0.0`` for the
+    input. With ``create_graph`` (the saved copies are constants) the backward is the formula's graph itself.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, derived: dict[str, Any],
+                layer: "ExactLinear") -> Tensor:
+        # x [batch, in]; weight [out, in] and bias [out]: the quantized parameters (the cache entry's graph
+        # nodes, inputs here for their gradients); derived: their copies (``_linear_derived``).
+        ctx.inputs, ctx.layer = (x, weight, bias), layer
+        weight32_t = derived.get("weight32_t") if layer.spike_input and x.dtype == torch.float32 else None
+        if weight32_t is not None and _float32_matmul_exact(x):
+            y = torch.mm(x, weight32_t)
+            if derived["bias32"] is not None:
+                y.add_(derived["bias32"])
+            ctx.save_for_backward(x)  # x.double() (mat1 of the formula's mm) is made by the backward
+        else:
+            q = x
+            if not layer.spike_input:
+                q = _quantize_new(x, layer.input_bound, layer.scale)
+                if ctx.needs_input_grad[0]:
+                    q.add_(x - x)  # _StraightThrough's value
+            wide_x = q.double()
+            wide = torch.mm(wide_x, derived["weight64_t"])
+            if derived["bias64"] is not None:
+                wide.add_(derived["bias64"])
+            y = wide.to(x.dtype)
+            ctx.save_for_backward(wide_x)  # mat1 of the formula's mm
+        ctx.weight64_t = derived["weight64_t"]  # its mat2
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        # grad [batch, out] -> the gradients of x [batch, in], weight [out, in], bias [out]
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        x, weight, bias = ctx.inputs
+        if torch.is_grad_enabled():  # create_graph
+            wanted = [t for t, need in zip(ctx.inputs, (need_x, need_weight, need_bias), strict=True) if need]
+            found = iter(torch.autograd.grad(_formula_step(ctx.layer, x, weight, bias), wanted, grad,
+                                             create_graph=True))
+            return (*(next(found) if need else None for need in (need_x, need_weight, need_bias)), None, None)
+        (wide_x,) = ctx.saved_tensors
+        wide_x = wide_x.double()  # no-op when saved in float64
+        weight64_t = ctx.weight64_t
+        wide_grad = grad.to(torch.float64)
+        grad_x = grad_weight = grad_bias = None
+        if need_x:
+            if wide_x.stride(0) == 1 and wide_x.stride(1) == wide_x.size(0):
+                grad_x = weight64_t.mm(wide_grad.t()).t().to(x.dtype).add_(0.0)
+            else:
+                grad_x = wide_grad.mm(weight64_t.t()).to(x.dtype).add_(0.0)
+        if need_weight:
+            if weight64_t.stride(0) == 1 and weight64_t.stride(1) == weight64_t.size(0):
+                grad_weight = wide_grad.t().mm(wide_x).to(weight.dtype)  # mm(...).t(), then TBackward's .t()
+            else:
+                grad_weight = wide_x.t().mm(wide_grad).t().to(weight.dtype)
+        if need_bias:
+            grad_bias = wide_grad.sum(0).to(bias.dtype)  # sum_to: sum([0], keepdim=True) viewed as [out]
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+def _formula_step(layer: "ExactLinear", x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """The formula's autograd graph on the quantized ``weight [out, in]`` and ``bias [out]`` of a cache entry:
+    ``x [*, in]`` -> ``[*, out]``."""
+    wide = torch.matmul(layer._eager_input(x).double(), weight.double().t())
+    if bias is not None:
+        wide = wide + bias.double()
+    return wide.to(x.dtype)
 
 
 #: The compiled loop is for streaming steps: up to this batch (larger ones are faster in PyTorch's blocked
@@ -445,7 +536,8 @@ class ExactConv2d(_GridLayer):
 
     @torch.jit.unused
     def _eager_forward(self, x: Tensor) -> Tensor:
-        entry = self._cached(lambda e: {"weight64": e["weight"].double(), "bias64": e["bias"].double()})
+        entry = self._cached(lambda e: {} if e["autograd"] else {"weight64": e["weight"].double(),
+                                                                  "bias64": e["bias"].double()})
         weight, bias = ((entry["weight64"], entry["bias64"]) if "weight64" in entry
                         else (entry["weight"].double(), entry["bias"].double()))
         wide = torch.nn.functional.conv2d(self._eager_input(x).double(), weight, bias, stride=self.stride,
