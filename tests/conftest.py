@@ -37,11 +37,12 @@ def assert_bitwise_equal(actual, expected, what: str = "") -> None:
 
 def exact_formula(layer, x: torch.Tensor) -> torch.Tensor:
     """``ExactLinear``'s / ``ExactConv2d``'s definition computed afresh, as TorchScript, ONNX and C compute it
-    (the independent expectation for the eager fast paths): a spike input is taken as it is."""
+    (the independent expectation for the eager fast paths): a spike input that needs no gradient is taken as
+    it is (the scripted layer's ``_input``)."""
     from lif_export.network import ExactConv2d
     from lif_export.network.exact import straight_through
 
-    q = x if layer.spike_input else straight_through(x, layer.input_bound, layer.scale)
+    q = x if layer.spike_input and not x.requires_grad else straight_through(x, layer.input_bound, layer.scale)
     weight, bias = layer.quantized()
     if isinstance(layer, ExactConv2d):
         return torch.nn.functional.conv2d(q.double(), weight.double(), bias.double(), stride=layer.stride,

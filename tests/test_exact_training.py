@@ -6,19 +6,8 @@ import torch
 from torch import nn
 
 from lif_export.network import ExactLinear
-from lif_export.network.exact import straight_through
-from tests.conftest import assert_bitwise_equal
+from tests.conftest import assert_bitwise_equal, exact_formula
 from tests.test_exact_fast import TINY, hostile_inputs, hostile_layer
-
-
-def formula(layer: ExactLinear, x: torch.Tensor) -> torch.Tensor:
-    """``ExactLinear.forward`` as TorchScript runs it (the independent expectation): the input through
-    ``straight_through`` unless it is a spike train that needs no gradient, the float64 product of the quantized
-    parameters, the bias added, the result in x's dtype."""
-    q = x if layer.spike_input and not x.requires_grad else straight_through(x, layer.input_bound, layer.scale)
-    weight, bias = layer.quantized()
-    wide = torch.matmul(q.double(), weight.double().t())
-    return (wide if bias is None else wide + bias.double()).to(x.dtype)
 
 
 def upstream(shape: tuple[int, int], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -58,7 +47,7 @@ def compare(make_layer, inputs: list[torch.Tensor], grads: list[torch.Tensor], s
         layer = make_layer()
         layer.spike_input = spike_input
         xs = [x.detach().clone().requires_grad_(x.requires_grad) for x in inputs]
-        outs = [layer(x) if path == "fast" else formula(layer, x) for x in xs]
+        outs = [layer(x) if path == "fast" else exact_formula(layer, x) for x in xs]
         if path == "fast":
             assert all(type(y.grad_fn).__name__ == "_ExactLinearStepBackward" for y in outs), name
             fast = layer
@@ -165,7 +154,7 @@ def test_exact_training_step_second_derivatives_equal_the_formula():
         layer = ExactLinear(8, 5)
         layer.spike_input = True
         x = spikes(4, 8, torch.float32, 1).requires_grad_(True)
-        y = layer(x) if path == "fast" else formula(layer, x)
+        y = layer(x) if path == "fast" else exact_formula(layer, x)
         (grad_x,) = torch.autograd.grad(y, x, upstream((4, 5), torch.float32, 0).nan_to_num(0, 0, 0) + 1,
                                         create_graph=True)
         (grad_x ** 2).sum().backward()
