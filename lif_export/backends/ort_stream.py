@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import InvalidTypeError, InvalidValueError
-from ..export.manifest import StateEntry, find_artifact, load_manifest
+from ..export.manifest import find_artifact, load_manifest
 from .ort_session import make_session
 
 
@@ -187,6 +187,8 @@ class OnnxSequenceStream(_BoundStream):
         self.output = out["name"]
         self.out_shape = self._resolve(out["shape"])
         self._scratch: dict[str, np.ndarray] = {}
+        #: trace name -> one step's shape (its state's)
+        self._trace_shapes = {st["trace"]: self._state_buffers[st["input"]][0].shape for st in self._states}
 
     def run(self, x: np.ndarray, out: np.ndarray | None = None,
             traces: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -200,13 +202,12 @@ class OnnxSequenceStream(_BoundStream):
         steps = x.shape[0]
         out = np.empty((steps, *self.out_shape), self.dtype) if out is None else out
         self._check_output("out", out, (steps, *self.out_shape))
-        trace_names = {s["trace"] for s in self._states}
-        unknown = sorted(set(traces or {}) - trace_names)
+        traces = traces or {}
+        unknown = sorted(set(traces) - set(self._trace_shapes))
         if unknown:
-            raise InvalidValueError(f"traces names must be among {sorted(trace_names)}, got {unknown}")
-        for name, array in (traces or {}).items():
-            shape = self._state_buffers[next(s["input"] for s in self._states if s["trace"] == name)][0].shape
-            self._check_output(f"traces[{name!r}]", array, (steps, *shape))
+            raise InvalidValueError(f"traces names must be among {sorted(self._trace_shapes)}, got {unknown}")
+        for name, array in traces.items():
+            self._check_output(f"traces[{name!r}]", array, (steps, *self._trace_shapes[name]))
         if steps == 0:  # the graph returns the state unchanged; nothing to bind
             return out
         binding = self.session.io_binding()
@@ -216,18 +217,19 @@ class OnnxSequenceStream(_BoundStream):
             buffers = self._state_buffers[s["input"]]
             binding.bind_cpu_input(s["input"], buffers[self._parity])
             self._bind_output(binding, s["output"], buffers[1 - self._parity])
-            trace = (traces or {}).get(s["trace"])
-            self._bind_output(binding, s["trace"], trace if trace is not None else self._trace_scratch(s, steps))
+            trace = traces.get(s["trace"])
+            if trace is None:
+                trace = self._trace_scratch(s["trace"], steps)
+            self._bind_output(binding, s["trace"], trace)
         self.session.run_with_iobinding(binding)
         self._parity ^= 1
         return out
 
-    def _trace_scratch(self, state: StateEntry, steps: int) -> np.ndarray:
-        """``steps`` time steps of a reused buffer for a trace the caller did not ask for."""
-        scratch = self._scratch.get(state["trace"])
+    def _trace_scratch(self, name: str, steps: int) -> np.ndarray:
+        """``steps`` time steps of a reused buffer for the trace ``name`` the caller did not ask for."""
+        scratch = self._scratch.get(name)
         if scratch is None or scratch.shape[0] < steps:
-            scratch = np.empty((steps, *self._state_buffers[state["input"]][0].shape), self.dtype)
-            self._scratch[state["trace"]] = scratch
+            scratch = self._scratch[name] = np.empty((steps, *self._trace_shapes[name]), self.dtype)
         return scratch[:steps]
 
     def _check_output(self, what: str, value: object, shape: tuple[int, ...]) -> None:
